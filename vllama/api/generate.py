@@ -1,0 +1,226 @@
+"""/api/generate and /api/chat: Ollama requests -> engine completions -> NDJSON or one JSON object."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..engine.base import Chunk, Completion, EngineError
+from ..engine.options import OptionError, max_new_tokens, parse_options, sampling_kwargs
+from ..models.names import InvalidName
+from ..models.store import ModelNotFound
+from .disconnect import until_disconnect
+from .errors import APIError, json_response, read_json
+from .schemas import ChatRequest, CommonRequest, GenerateRequest, parse_chat, parse_generate
+from .streaming import ndjson_response, rfc3339_now
+
+NUM_KEEP = 4  # Ollama keeps the first tokens of a prompt it has to truncate
+
+
+class Job:
+    """One generate/chat request from arrival to its last chunk: holds the loaded model while it runs."""
+
+    def __init__(self, request: Request, req: CommonRequest):
+        self.request = request
+        self.req = req
+        self.arrived = time.perf_counter_ns()
+        self.state = request.app.state
+        self.entry: Any = None
+        self.load_duration = 0
+
+    def resolve(self) -> Any:
+        if not self.req.model:
+            return None
+        try:
+            return self.state.store.get(self.req.model)
+        except InvalidName:
+            raise APIError(400, "invalid model name") from None
+        except ModelNotFound:
+            raise APIError(404, f"model '{self.req.model}' not found") from None
+
+    async def load(self, model: Any) -> None:
+        self.entry = await self.state.scheduler.acquire(model.name.lower(), model, self.req.keep_alive)
+        self.load_duration = max(time.perf_counter_ns() - self.arrived, 1)
+
+    def release(self) -> None:
+        if self.entry is not None:
+            self.state.scheduler.release(self.entry)
+            self.entry = None
+
+    def completion(self, prompt_ids: list[int]) -> Completion:
+        runner = self.entry.runner
+        try:
+            opts = parse_options(self.req.options, overrides=getattr(self.entry.model, "parameters", None))
+        except OptionError as err:
+            raise APIError(400, str(err)) from None
+        ctx = min(opts.num_ctx or runner.context_length, runner.context_length)
+        prompt_ids = self._fit(prompt_ids, ctx, opts["num_predict"])
+        sampling = sampling_kwargs(opts, max_new_tokens(opts["num_predict"], len(prompt_ids), ctx))
+        fmt = self.req.format
+        return Completion(prompt_ids, sampling, json_schema=fmt if isinstance(fmt, dict) and fmt else None,
+                          want_json=fmt is not None)
+
+    def _fit(self, ids: list[int], ctx: int, num_predict: int) -> list[int]:
+        if len(ids) < ctx:
+            return ids
+        if not self.req.truncate:
+            raise APIError(400, "the input length exceeds the context length")
+        # Keep the head (BOS, system) and the most recent tail, leaving room to answer.
+        room = min(num_predict if num_predict > 0 else ctx // 4, ctx // 2)
+        tail = ctx - room - NUM_KEEP
+        return ids[:NUM_KEEP] + ids[-tail:]
+
+    def final_fields(self, last: Chunk) -> dict[str, Any]:
+        return {
+            "done": True,
+            "done_reason": last.done_reason,
+            "total_duration": max(time.perf_counter_ns() - self.arrived, 1),
+            "load_duration": self.load_duration,
+            "prompt_eval_count": last.prompt_eval_count,
+            "prompt_eval_duration": last.prompt_eval_duration,
+            "eval_count": last.eval_count,
+            "eval_duration": last.eval_duration,
+        }
+
+
+def _ollama_chunks(job: Job, chunks: AsyncIterator[Chunk], prompt_ids: list[int], is_chat: bool,
+                   with_context: bool) -> AsyncIterator[dict[str, Any]]:
+    model = job.req.model
+
+    def piece(text: str) -> dict[str, Any]:
+        if is_chat:
+            return {"model": model, "created_at": rfc3339_now(),
+                    "message": {"role": "assistant", "content": text}, "done": False}
+        return {"model": model, "created_at": rfc3339_now(), "response": text, "done": False}
+
+    async def gen() -> AsyncIterator[dict[str, Any]]:
+        output: list[int] = []
+        try:
+            async for chunk in chunks:
+                output.extend(chunk.token_ids)
+                if chunk.text:
+                    yield piece(chunk.text)
+                if chunk.done:
+                    final = piece("")
+                    final.update(job.final_fields(chunk))
+                    if with_context:
+                        final["context"] = prompt_ids + output
+                    yield _ordered(final, with_context)
+        except EngineError as err:
+            raise APIError(500, str(err)) from err
+        finally:
+            job.release()
+
+    return gen()
+
+
+def _ordered(final: dict[str, Any], with_context: bool) -> dict[str, Any]:
+    """Ollama's field order: ..., done, done_reason, context, total_duration, ..."""
+    if not with_context:
+        return final
+    context = final.pop("context")
+    out: dict[str, Any] = {}
+    for key, value in final.items():
+        out[key] = value
+        if key == "done_reason":
+            out["context"] = context
+    return out
+
+
+async def _aggregate(chunks: AsyncIterator[dict[str, Any]], is_chat: bool) -> dict[str, Any]:
+    text: list[str] = []
+    last: dict[str, Any] = {}
+    async for chunk in chunks:
+        text.append(chunk["message"]["content"] if is_chat else chunk["response"])
+        last = chunk
+    if is_chat:
+        last["message"] = {"role": "assistant", "content": "".join(text)}
+    else:
+        last["response"] = "".join(text)
+    return last
+
+
+def _load_answer(req: CommonRequest, reason: str, is_chat: bool) -> Response:
+    body: dict[str, Any] = {"model": req.model, "created_at": rfc3339_now()}
+    if is_chat:
+        body["message"] = {"role": "assistant", "content": ""}
+    else:
+        body["response"] = ""
+    body.update(done=True, done_reason=reason)
+    return json_response(body)
+
+
+async def _run(request: Request, req: CommonRequest, is_chat: bool) -> Response:
+    job = Job(request, req)
+    model = job.resolve()
+    if model is None:
+        if is_chat:
+            raise APIError(400, "model is required")
+        raise APIError(404, "model '' not found")
+    _check_capabilities(req, model, is_chat)
+
+    empty = not req.messages if isinstance(req, ChatRequest) else not (req.prompt or req.context)
+    if empty:
+        if req.keep_alive == 0:
+            await job.state.scheduler.unload(model.name.lower())
+            return _load_answer(req, "unload", is_chat)
+        await job.load(model)
+        job.release()
+        return _load_answer(req, "load", is_chat)
+
+    await job.load(model)
+    try:
+        prompt_ids = _prompt_ids(job.entry.runner, req)
+        completion = job.completion(prompt_ids)
+        chunks = job.entry.runner.complete(completion)
+    except BaseException:
+        job.release()
+        raise
+    with_context = isinstance(req, GenerateRequest) and not req.raw
+    stream = _ollama_chunks(job, chunks, completion.prompt_ids, is_chat, with_context)
+    if req.stream:
+        return await ndjson_response(stream)
+    return json_response(await _aggregate(stream, is_chat))
+
+
+def _prompt_ids(runner: Any, req: CommonRequest) -> list[int]:
+    try:
+        if isinstance(req, ChatRequest):
+            return runner.tokenize(runner.render_chat(req.messages, req.tools or None))
+        if req.raw:
+            return req.context + runner.tokenize(req.prompt)
+        messages = [{"role": "system", "content": req.system}] if req.system else []
+        messages.append({"role": "user", "content": req.prompt})
+        return req.context + runner.tokenize(runner.render_chat(messages))
+    except APIError:
+        raise
+    except Exception as err:  # a template that rejects the conversation (e.g. roles out of order)
+        raise APIError(400, f"failed to render prompt: {err}") from err
+
+
+def _check_capabilities(req: CommonRequest, model: Any, is_chat: bool) -> None:
+    caps = set(getattr(model, "capabilities", None) or ["completion"])
+    if "completion" not in caps:
+        raise APIError(400, f'"{req.model}" does not support {"chat" if is_chat else "generate"}')
+    if isinstance(req, GenerateRequest) and req.suffix and "insert" not in caps:
+        raise APIError(400, f"{model.name} does not support insert")
+    if isinstance(req, ChatRequest) and req.tools and "tools" not in caps:
+        raise APIError(400, f"{model.name} does not support tools")
+    if req.think and "thinking" not in caps:
+        raise APIError(400, f'"{req.model}" does not support thinking')
+
+
+async def generate(request: Request) -> Response:
+    body = await read_json(request)
+    req = parse_generate(body, request.app.state.default_keep_alive)
+    return await until_disconnect(request, _run(request, req, is_chat=False))
+
+
+async def chat(request: Request) -> Response:
+    body = await read_json(request)
+    req = parse_chat(body, request.app.state.default_keep_alive)
+    return await until_disconnect(request, _run(request, req, is_chat=True))

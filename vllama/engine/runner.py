@@ -1,0 +1,96 @@
+"""One loaded model on vLLM's AsyncLLM: chat rendering, tokenisation, and a stream of typed chunks."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .base import Chunk, Completion, EngineError
+
+log = logging.getLogger("vllama.engine")
+_ids = itertools.count()
+
+
+class VllmRunner:
+    """Each call to `complete` is its own engine request: vLLM batches them, nothing here serialises."""
+
+    def __init__(self, engine: Any, context_length: int):
+        self.engine = engine
+        self.tokenizer = engine.get_tokenizer()
+        self.context_length = context_length
+
+    @classmethod
+    def start(cls, engine_kwargs: dict[str, Any]) -> VllmRunner:
+        """Blocking (seconds to minutes): call from a worker thread."""
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = AsyncEngineArgs(**engine_kwargs)
+        engine = AsyncLLM.from_engine_args(args)
+        return cls(engine, engine.model_config.max_model_len)
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()
+
+    @property
+    def alive(self) -> bool:
+        return not self.engine.errored
+
+    def render_chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, tools=tools or None, add_generation_prompt=True, tokenize=False
+        )
+
+    def tokenize(self, text: str) -> list[int]:
+        # The rendered template already holds any BOS the model wants.
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    async def complete(self, request: Completion) -> AsyncIterator[Chunk]:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+        structured = None
+        if request.json_schema:
+            structured = StructuredOutputsParams(json=request.json_schema)
+        elif request.want_json:
+            structured = StructuredOutputsParams(json_object=True)
+        params = SamplingParams(
+            **request.sampling, output_kind=RequestOutputKind.DELTA, structured_outputs=structured
+        )
+        request_id = f"vllama-{next(_ids)}"
+        started = time.perf_counter_ns()
+        first = last = 0
+        count = 0
+        try:
+            stream = self.engine.generate({"prompt_token_ids": request.prompt_ids}, params, request_id)
+            async for out in stream:
+                now = time.perf_counter_ns()
+                completion = out.outputs[0]
+                if completion.token_ids:
+                    count += len(completion.token_ids)
+                    first = first or now
+                    last = now
+                if not out.finished:
+                    if completion.text or completion.token_ids:
+                        yield Chunk(text=completion.text, token_ids=list(completion.token_ids))
+                    continue
+                first = first or now
+                yield Chunk(
+                    text=completion.text,
+                    token_ids=list(completion.token_ids),
+                    done=True,
+                    done_reason="length" if completion.finish_reason == "length" else "stop",
+                    prompt_eval_count=len(request.prompt_ids),
+                    prompt_eval_duration=max(first - started, 1),
+                    eval_count=count,
+                    eval_duration=max(last - first, 1),
+                )
+        except Exception as err:
+            from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
+
+            if isinstance(err, (EngineDeadError, EngineGenerateError)):
+                raise EngineError(f"model runner failed: {err or type(err).__name__}") from err
+            raise

@@ -1,0 +1,132 @@
+"""Which models are loaded: one runner per model, loaded on first use, unloaded when keep_alive expires.
+
+Loading is serialised per model (two first requests share one load); generation never is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ..config import FOREVER
+from .base import EngineError, Runner
+
+log = logging.getLogger("vllama.scheduler")
+
+# Far future for "forever", as Ollama shows it in /api/ps.
+FOREVER_UNTIL = datetime(2318, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass
+class Loaded:
+    key: str
+    model: Any  # the store's LocalModel
+    runner: Runner
+    keep_alive: float
+    active: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+    loaded_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def expires_at(self) -> datetime:
+        if self.keep_alive == FOREVER:
+            return FOREVER_UNTIL
+        idle_from = time.time() - (time.monotonic() - self.last_used) if not self.active else time.time()
+        return datetime.fromtimestamp(idle_from + self.keep_alive, timezone.utc)
+
+    def expired(self, now: float) -> bool:
+        return self.active == 0 and self.keep_alive != FOREVER and now - self.last_used >= self.keep_alive
+
+
+class Scheduler:
+    def __init__(self, start_runner: Callable[[Any], Runner], max_loaded: int = 3, check_every: float = 1.0):
+        self._start_runner = start_runner  # blocking: LocalModel -> Runner
+        self.max_loaded = max(1, max_loaded)
+        self._loaded: dict[str, Loaded] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._reaper: asyncio.Task | None = None
+        self._check_every = check_every
+
+    def loaded(self) -> list[Loaded]:
+        return sorted(self._loaded.values(), key=lambda m: m.expires_at, reverse=True)
+
+    def get_loaded(self, key: str) -> Loaded | None:
+        return self._loaded.get(key)
+
+    async def acquire(self, key: str, model: Any, keep_alive: float) -> Loaded:
+        """The loaded model, loading it if needed; the caller must `release` it when done."""
+        self._ensure_reaper()
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            entry = self._loaded.get(key)
+            if entry is not None and not getattr(entry.runner, "alive", True):
+                log.warning("engine for %s died; reloading", key)
+                await self._unload(entry)
+                entry = None
+            if entry is None or entry.model.digest != model.digest:
+                if entry is not None:
+                    await self._unload(entry)
+                await self._make_room()
+                try:
+                    runner = await asyncio.to_thread(self._start_runner, model)
+                except Exception as err:
+                    log.exception("loading %s failed", key)
+                    raise EngineError(f"failed to load model: {err}") from err
+                entry = Loaded(key, model, runner, keep_alive)
+                self._loaded[key] = entry
+            entry.keep_alive = keep_alive  # the last caller wins, as in Ollama
+            entry.active += 1
+            entry.last_used = time.monotonic()
+            return entry
+
+    def release(self, entry: Loaded) -> None:
+        entry.active -= 1
+        entry.last_used = time.monotonic()
+        if entry.active == 0 and entry.keep_alive == 0:
+            asyncio.get_running_loop().create_task(self.unload(entry.key))
+
+    async def unload(self, key: str) -> bool:
+        entry = self._loaded.get(key)
+        if entry is None:
+            return False
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            entry = self._loaded.get(key)
+            if entry is None or entry.active:
+                return False
+            await self._unload(entry)
+            return True
+
+    async def shutdown(self) -> None:
+        if self._reaper:
+            self._reaper.cancel()
+        for entry in list(self._loaded.values()):
+            await self._unload(entry)
+
+    async def _unload(self, entry: Loaded) -> None:
+        self._loaded.pop(entry.key, None)
+        log.info("unloading %s", entry.key)
+        await asyncio.to_thread(entry.runner.shutdown)
+
+    async def _make_room(self) -> None:
+        while len(self._loaded) >= self.max_loaded:
+            idle = [m for m in self._loaded.values() if m.active == 0]
+            if not idle:
+                raise EngineError("server busy: every loaded model is in use; raise OLLAMA_MAX_LOADED_MODELS")
+            await self._unload(min(idle, key=lambda m: m.last_used))
+
+    def _ensure_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.get_running_loop().create_task(self._reap())
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(self._check_every)
+            now = time.monotonic()
+            for entry in list(self._loaded.values()):
+                if entry.expired(now):
+                    await self.unload(entry.key)
+

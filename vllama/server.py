@@ -1,0 +1,76 @@
+"""`vllama serve`: the model store, the engine scheduler and the HTTP app on uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+from typing import Any
+
+from .config import env_int, server_host
+from .engine.args import COMMON_ARGS, EngineSettings
+
+log = logging.getLogger("vllama")
+
+
+def add_serve_args(parser: argparse.ArgumentParser) -> None:
+    engine = parser.add_argument_group("engine (vLLM AsyncEngineArgs; also VLLAMA_<NAME> env vars)")
+    for flag, (name, kind) in COMMON_ARGS.items():
+        if kind is bool:
+            engine.add_argument(f"--{flag}", dest=name, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            engine.add_argument(f"--{flag}", dest=name, type=kind, default=None)
+    engine.add_argument("--engine-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other AsyncEngineArgs field, e.g. --engine-arg enable_prefix_caching=false")
+    engine.add_argument("--engine-layout", choices=["inproc", "mp"], default=None,
+                        help="inproc: model worker inside the engine-core process (default on CPU); "
+                             "mp: vLLM's default separate worker process")
+
+
+def settings_from_args(args: argparse.Namespace) -> EngineSettings:
+    flags = {name: getattr(args, name, None) for _, (name, _) in COMMON_ARGS.items()}
+    settings = EngineSettings.from_env(flags, args.engine_arg)
+    if args.engine_layout:
+        settings.inproc_worker = args.engine_layout == "inproc"
+    return settings
+
+
+def build(settings: EngineSettings, store: Any = None) -> Any:
+    """The app with a real store and a vLLM-backed scheduler (vllm is imported on first load)."""
+    from .api.app import build_app
+    from .engine.scheduler import Scheduler
+    from .models.store import ModelStore
+
+    store = store or ModelStore()
+
+    def start_runner(model: Any) -> Any:
+        from .engine.runner import VllmRunner
+
+        max_len = model.config.get("max_position_embeddings")
+        return VllmRunner.start(settings.engine_kwargs(str(model.path), max_len))
+
+    scheduler = Scheduler(start_runner, max_loaded=env_int("OLLAMA_MAX_LOADED_MODELS", 0) or 3)
+    return build_app(store, scheduler)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = settings_from_args(args)
+    settings.apply_process_env()
+    hp = server_host()
+    if not _is_loopback(hp.host):
+        log.warning("listening on %s: reachable from other machines", hp.host)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = build(settings)
+    log.info("vllama listening on %s", hp.url)
+    uvicorn.run(app, host=hp.host, port=hp.port, log_level="warning", timeout_graceful_shutdown=5)
