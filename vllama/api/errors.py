@@ -42,6 +42,11 @@ def _go_decode_message(body: str, err: json.JSONDecodeError) -> str:
     return f"invalid character '{ch}' looking for beginning of value"
 
 
+def _reject_constant(name: str) -> None:
+    # Python accepts NaN/Infinity literals; JSON (and Go) do not.
+    raise APIError(400, f"invalid character '{name[0]}' looking for beginning of value")
+
+
 async def read_json(request: Request) -> dict[str, Any]:
     """The body as a JSON object whatever the Content-Type (curl -d sends form-encoded)."""
     raw = await request.body()
@@ -49,7 +54,7 @@ async def read_json(request: Request) -> dict[str, Any]:
         raise APIError(400, "missing request body")
     text = raw.decode("utf-8", errors="replace")
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as err:
         raise APIError(400, _go_decode_message(text, err)) from None
     except RecursionError:

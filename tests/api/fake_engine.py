@@ -1,0 +1,89 @@
+"""A scripted runner for tests about HTTP shape only: framing, fields, errors, disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+from vllama.api.app import build_app
+from vllama.engine.base import Chunk, Completion, EngineError
+from vllama.engine.scheduler import Scheduler
+from vllama.models.names import InvalidName, ModelName
+from vllama.models.store import ModelNotFound
+
+WORDS = ["The", " sky", " is", " blue", "."]
+
+
+@dataclass
+class FakeRunner:
+    context_length: int = 64
+    delay: float = 0.0
+    fail_after: int | None = None  # raise EngineError after this many chunks
+    requests: list[Completion] = field(default_factory=list)
+    cancelled: int = 0
+    finished: int = 0
+    alive: bool = True
+    shutdowns: int = 0
+
+    def render_chat(self, messages: list[dict[str, Any]], tools: Any = None) -> str:
+        return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
+
+    def tokenize(self, text: str) -> list[int]:
+        return [ord(c) % 500 for c in text]
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+    async def complete(self, request: Completion):
+        self.requests.append(request)
+        n = min(request.sampling["max_tokens"], len(WORDS))
+        try:
+            for i in range(n):
+                if self.fail_after is not None and i >= self.fail_after:
+                    raise EngineError("model runner failed: boom")
+                await asyncio.sleep(self.delay)
+                last = i == n - 1
+                chunk = Chunk(text=WORDS[i], token_ids=[i + 1])
+                if last:
+                    reason = "length" if n == request.sampling["max_tokens"] else "stop"
+                    chunk = Chunk(text=WORDS[i], token_ids=[i + 1], done=True, done_reason=reason,
+                                  prompt_eval_count=len(request.prompt_ids), prompt_eval_duration=1000,
+                                  eval_count=n, eval_duration=2000)
+                yield chunk
+            self.finished += 1
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+
+
+class FakeStore:
+    def __init__(self, names: list[str]):
+        self.models = {ModelName.parse(n).key: self._model(n) for n in names}
+
+    @staticmethod
+    def _model(name: str) -> Any:
+        display = ModelName.parse(name).display
+        return SimpleNamespace(
+            name=display, digest="ab" * 32, size=1000, config={}, capabilities=["completion"],
+            details={"parent_model": "", "format": "safetensors", "family": "llama", "families": ["llama"],
+                     "parameter_size": "1M", "quantization_level": "F32"},
+        )
+
+    def get(self, name: str) -> Any:
+        key = ModelName.parse(name).key  # raises InvalidName
+        if key not in self.models:
+            raise ModelNotFound(name)
+        return self.models[key]
+
+    def list(self) -> list[Any]:
+        return list(self.models.values())
+
+
+def fake_app(runner: FakeRunner, names: list[str] = ("fake:latest",)):
+    scheduler = Scheduler(lambda model: runner, max_loaded=2, check_every=0.05)
+    return build_app(FakeStore(list(names)), scheduler, keep_alive=300.0)
+
+
+__all__ = ["FakeRunner", "FakeStore", "fake_app", "InvalidName"]

@@ -1,0 +1,80 @@
+"""Real servers on loopback sockets for tests: an app in a uvicorn thread, or `vllama serve` as a process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _ThreadServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # not the main thread
+        pass
+
+
+@contextmanager
+def app_in_thread(app) -> Iterator[str]:
+    """Serve a Starlette app on 127.0.0.1 in a thread (httpx's ASGITransport buffers streams)."""
+    port = free_port()
+    server = _ThreadServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextmanager
+def vllama_process(models_dir: Path, *args: str, env: dict[str, str] | None = None,
+                   log_path: Path | None = None, timeout: float = 300) -> Iterator[str]:
+    """`python -m vllama serve` on a free port with its own model store; yields the base URL."""
+    port = free_port()
+    full_env = {**os.environ, "VLLAMA_HOST": f"127.0.0.1:{port}", "VLLAMA_MODELS": str(models_dir),
+                "HF_HUB_OFFLINE": "1", **(env or {})}
+    full_env.pop("OLLAMA_HOST", None)
+    log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen([sys.executable, "-m", "vllama", "serve", *args], env=full_env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"vllama serve exited with {proc.returncode}; log: {log_path}")
+            try:
+                if httpx.head(url + "/", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("vllama serve did not answer")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if log_path:
+            log.close()
