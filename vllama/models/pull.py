@@ -1,0 +1,333 @@
+"""`pull`: fetch a model from the Hugging Face Hub into the store, reporting progress as Ollama does.
+
+The Hub's file listing (huggingface_hub's `model_info(files_metadata=True)`) gives every large
+file's sha256 up front; small files are plain git blobs, fetched while "pulling manifest" and
+checked against their git blob id. Downloads run in worker threads into `<store>/partial/`,
+resume from where an earlier pull stopped (HTTP Range), and are verified before they become
+blobs, so an interrupted pull leaves the store as it was and the next one carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .. import __version__
+from .catalog import resolve
+from .names import ModelName
+from .store import DigestMismatch, ModelStore, is_model_file
+
+NOT_FOUND = "pull model manifest: file does not exist"
+POLL_SECONDS = 0.1
+_RETRIES = 5
+_CHUNK = 1 << 20
+
+
+class PullError(Exception):
+    """A pull failed; the message is what the client sees in the `error` line."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    path: str
+    size: int | None
+    sha256: str | None  # hex, known for LFS files
+    git_oid: str | None  # the git blob id, for small files
+
+
+class _Cancelled(Exception):
+    """The pull that started a download has gone."""
+
+
+# -- talking to the Hub -----------------------------------------------------------------------
+
+def _endpoint(endpoint: str | None) -> str:
+    from huggingface_hub import constants
+
+    return (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+def _headers(token: str | None) -> dict[str, str]:
+    from huggingface_hub.utils import build_hf_headers
+
+    return build_hf_headers(token=token, library_name="vllama", library_version=__version__)
+
+
+def _auth_message(repo: str, status: int | str) -> str:
+    return (f"pull model manifest: Hugging Face refused access to {repo} ({status}): it is gated or private. "
+            f"Accept its terms on huggingface.co, then set HF_TOKEN to a token with read access")
+
+
+def select_files(paths: list[str]) -> list[str]:
+    """The files vLLM needs; a repo that also ships Mistral's consolidated weights keeps only one copy."""
+    wanted = [p for p in paths if is_model_file(p)]
+    if any(p.endswith(".safetensors") and not p.startswith("consolidated") for p in wanted):
+        wanted = [p for p in wanted if not (p.startswith("consolidated") and p.endswith(".safetensors"))]
+    return wanted
+
+
+def fetch_listing(repo: str, revision: str | None, endpoint: str, token: str | None) -> tuple[str, list[RemoteFile]]:
+    """(commit sha, the files to download), or PullError with Ollama's wording."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        info = HfApi(endpoint=endpoint, token=token, library_name="vllama").model_info(
+            repo, revision=revision, files_metadata=True)
+    except GatedRepoError as err:
+        raise PullError(_auth_message(repo, err.response.status_code)) from None
+    except (RepositoryNotFoundError, RevisionNotFoundError):
+        raise PullError(NOT_FOUND) from None
+    except HfHubHTTPError as err:
+        status = err.response.status_code if err.response is not None else "error"
+        if status in (401, 403):
+            raise PullError(_auth_message(repo, status)) from None
+        raise PullError(f"pull model manifest: {status}: {err}") from None
+    except Exception as err:  # offline mode, DNS, refused connections: say what happened
+        raise PullError(f"pull model manifest: {err}") from None
+    siblings = {s.rfilename: s for s in info.siblings or []}
+    files = []
+    for path in select_files(list(siblings)):
+        s = siblings[path]
+        lfs = s.lfs
+        files.append(RemoteFile(path, lfs.size if lfs else s.size, lfs.sha256.lower() if lfs else None,
+                                None if lfs else s.blob_id))
+    if not any(f.path == "config.json" for f in files):
+        raise PullError(f"pull model manifest: {repo} has no config.json; vllama runs Hugging Face "
+                        "safetensors checkpoints (GGUF-only repos are not supported)")
+    if not any(f.path.endswith(".safetensors") for f in files):
+        raise PullError(f"pull model manifest: {repo} has no .safetensors weights")
+    return info.sha or (revision or "main"), files
+
+
+_FILE_LOCKS: dict[str, threading.Lock] = {}
+_FILE_LOCKS_GUARD = threading.Lock()
+
+
+def _file_lock(path: Path) -> threading.Lock:
+    """One writer per partial file, even when an abandoned pull's thread is still finishing."""
+    with _FILE_LOCKS_GUARD:
+        return _FILE_LOCKS.setdefault(str(path), threading.Lock())
+
+
+class _Incomplete(Exception):
+    pass
+
+
+@dataclass
+class Downloader:
+    """Resumable downloads for one pull: a shared HTTP client, the Hub headers, a stop switch."""
+
+    headers: dict[str, str]
+    cancel: threading.Event = field(default_factory=threading.Event)
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(
+        follow_redirects=True, timeout=httpx.Timeout(30.0, read=60.0)))
+
+    def close(self) -> None:
+        self.cancel.set()  # a worker still running stops at its next chunk
+        self.client.close()
+
+    def download(self, url: str, dest: Path, size: int | None) -> None:
+        """Fetch `url` into `dest`, continuing a partial file with a Range request; retry dropped connections."""
+        with _file_lock(dest):
+            failures = 0
+            while True:
+                if self.cancel.is_set():
+                    raise _Cancelled
+                have = dest.stat().st_size if dest.exists() else 0
+                if size is not None and have == size:
+                    return
+                if size is not None and have > size:
+                    dest.unlink()
+                    have = 0
+                try:
+                    self._fetch(url, dest, have)
+                    got = dest.stat().st_size
+                    if size is None or got == size:
+                        return
+                    raise _Incomplete(f"expected {size} bytes, got {got}")
+                except (httpx.TransportError, _Incomplete) as err:
+                    now = dest.stat().st_size if dest.exists() else 0
+                    progressed = have < now <= (size if size is not None else now)
+                    failures = 0 if progressed and not isinstance(err, _Incomplete) else failures + 1
+                    if failures >= _RETRIES:
+                        raise PullError(f"download failed: {err}") from None
+                    time.sleep(min(0.2 * 2**failures, 5))
+
+    def _fetch(self, url: str, dest: Path, have: int) -> None:
+        headers = {**self.headers, "Range": f"bytes={have}-"} if have else self.headers
+        with self.client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 416 and have:  # the partial file is stale: start over
+                dest.unlink(missing_ok=True)
+                raise _Incomplete("range not satisfiable")
+            if response.status_code in (401, 403):
+                raise PullError(f"download failed: Hugging Face refused access ({response.status_code}) to {url}; "
+                                "set HF_TOKEN to a token with read access")
+            if response.status_code == 404:
+                raise PullError(NOT_FOUND)
+            if response.status_code >= 400:
+                raise PullError(f"download failed: HTTP {response.status_code} for {url}")
+            append = have > 0 and response.status_code == 206
+            with open(dest, "ab" if append else "wb", buffering=0) as out:
+                for chunk in response.iter_bytes():  # as it arrives, so progress can be watched
+                    if self.cancel.is_set():
+                        raise _Cancelled
+                    out.write(chunk)
+
+
+def _git_oid(path: Path) -> str:
+    h = hashlib.sha1()
+    h.update(b"blob %d\0" % path.stat().st_size)
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _publish(store: ModelStore, partial: Path, digest: str | None, git_oid: str | None) -> str:
+    """Verify a downloaded file and move it into the blobs; return its digest."""
+    with _file_lock(partial):
+        if digest and store.has_blob(digest):
+            partial.unlink(missing_ok=True)
+            return digest
+        if git_oid and _git_oid(partial) != git_oid:
+            partial.unlink(missing_ok=True)
+            raise PullError(f"download of {partial.name} is corrupt (git blob id mismatch); pull again")
+        try:
+            return store.add_blob(partial, digest, move=True)
+        except DigestMismatch as err:
+            partial.unlink(missing_ok=True)
+            raise PullError(f"digest mismatch, file must be downloaded again: want {err.expected}, got {err.got}") from None
+
+
+# -- the pull ---------------------------------------------------------------------------------
+
+def _progress(status: str, digest: str | None = None, total: int | None = None, completed: int | None = None) -> dict[str, Any]:
+    """A ProgressResponse; Go leaves zero fields out."""
+    out: dict[str, Any] = {"status": status}
+    if digest:
+        out["digest"] = digest
+    if total:
+        out["total"] = total
+    if completed:
+        out["completed"] = completed
+    return out
+
+
+_MODEL_LOCKS: dict[tuple[int, str], asyncio.Lock] = {}
+
+
+def _model_lock(store: ModelStore, name: ModelName) -> asyncio.Lock:
+    key = (id(asyncio.get_running_loop()), f"{store.root}:{name.key}")
+    return _MODEL_LOCKS.setdefault(key, asyncio.Lock())
+
+
+async def _watch(run: asyncio.Future, path: Path, report: Callable[[int], dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    """Report a growing file every POLL_SECONDS until the worker finishes."""
+    last = -1
+    try:
+        while not run.done():
+            await asyncio.wait({run}, timeout=POLL_SECONDS)
+            size = path.stat().st_size if path.exists() else 0
+            if size != last and not run.done():
+                last = size
+                yield report(size)
+    finally:
+        if not run.done():  # abandoned: the worker ends as _Cancelled, which nobody needs to see
+            run.add_done_callback(lambda f: f.cancelled() or f.exception())
+    run.result()
+
+
+async def pull(store: ModelStore, name: str | ModelName, *, endpoint: str | None = None,
+               token: str | None = None) -> AsyncIterator[dict[str, Any]]:
+    """Pull `name` into `store`, yielding Ollama progress objects; failures raise PullError.
+
+    `endpoint` and `token` default to HF_ENDPOINT and HF_TOKEN (or a saved Hugging Face login)."""
+    parsed = name if isinstance(name, ModelName) else ModelName.parse(name)
+    yield _progress("pulling manifest")
+    source = resolve(parsed)
+    if source is None:
+        raise PullError(NOT_FOUND)
+    repo, revision = source
+    hub = _endpoint(endpoint)
+    async with _model_lock(store, parsed):
+        async for event in _pull_locked(store, parsed, repo, revision, hub, token):
+            yield event
+
+
+async def _pull_locked(store: ModelStore, name: ModelName, repo: str, revision: str | None, hub: str,
+                       token: str | None) -> AsyncIterator[dict[str, Any]]:
+    from huggingface_hub import hf_hub_url
+
+    commit, files = await asyncio.to_thread(fetch_listing, repo, revision, hub, token)
+    store.partial_dir.mkdir(parents=True, exist_ok=True)
+    previous = _previous_files(store, name)
+
+    def url(f: RemoteFile) -> str:
+        return hf_hub_url(repo, f.path, revision=commit, endpoint=hub)
+
+    with contextlib.ExitStack() as stack:
+        fetcher = Downloader(_headers(token))
+        stack.callback(fetcher.close)  # also when the client goes away mid-pull
+        # Small files have no published sha256: fetch and hash them now, as part of the "manifest".
+        digests: dict[str, str] = {}
+        for f in files:
+            if f.sha256:
+                digest = f"sha256:{f.sha256}"
+            elif (commit, f.path) in previous and store.has_blob(previous[(commit, f.path)]):
+                digest = previous[(commit, f.path)]
+            else:
+                key = f.git_oid or hashlib.sha256(url(f).encode()).hexdigest()
+                partial = store.partial_dir / f"git-{key}.partial"
+                await asyncio.to_thread(fetcher.download, url(f), partial, f.size)
+                digest = await asyncio.to_thread(_publish, store, partial, None, f.git_oid)
+            stack.enter_context(store.pinned([digest]))  # no concurrent delete may collect it now
+            digests[f.path] = digest
+
+        fetched: list[tuple[str, Path]] = []
+        for f in files:
+            digest = digests[f.path]
+            status, total = f"pulling {digest[7:19]}", f.size or 0
+            if store.has_blob(digest):
+                yield _progress(status, digest, total, total)
+                continue
+            partial = store.partial_dir / f"sha256-{digest[7:]}.partial"
+            run = asyncio.ensure_future(asyncio.to_thread(fetcher.download, url(f), partial, f.size))
+            async for event in _watch(run, partial, functools.partial(_progress, status, digest, total)):
+                yield event
+            yield _progress(status, digest, total, total)
+            fetched.append((digest, partial))
+
+        yield _progress("verifying sha256 digest")
+        for digest, partial in fetched:
+            await asyncio.to_thread(_publish, store, partial, digest, None)
+
+        yield _progress("writing manifest")
+        entries = [{"path": f.path, "digest": digests[f.path]} for f in files]
+        await asyncio.to_thread(store.write_manifest, name, entries, repo=repo, revision=commit)
+
+    unused = set(previous.values()) - set(digests.values())
+    if unused:
+        yield _progress("removing unused layers")
+    await asyncio.to_thread(store.prune, unused)
+    yield _progress("success")
+
+
+def _previous_files(store: ModelStore, name: ModelName) -> dict[tuple[str, str], str]:
+    """(revision, path) -> digest from the manifest this pull replaces, to skip refetching small files."""
+    try:
+        manifest = store.get(name).manifest
+    except (LookupError, OSError, ValueError):
+        return {}
+    return {(manifest.get("revision") or "", f["path"]): f["digest"] for f in manifest.get("files", [])}
