@@ -168,12 +168,9 @@ class ModelStore:
             return f"sha256:{expected}"
         self.blobs_dir.mkdir(parents=True, exist_ok=True)
         self.partial_dir.mkdir(parents=True, exist_ok=True)
-        if move:
-            staged, got = Path(source), sha256_file(Path(source))  # type: ignore[arg-type]
-        else:
-            staged = self.partial_dir / f"upload-{uuid.uuid4().hex}"
-            got = self._copy_hashing(source, staged)
+        staged = Path(source) if move else self.partial_dir / f"upload-{uuid.uuid4().hex}"  # type: ignore[arg-type]
         try:
+            got = sha256_file(staged) if move else self._copy_hashing(source, staged)
             if expected and got != expected:
                 raise DigestMismatch(f"sha256:{expected}", f"sha256:{got}")
             target = self.blobs_dir / f"sha256-{got}"
