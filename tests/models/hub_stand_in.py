@@ -66,10 +66,9 @@ class HubStandIn:
         class Handler(_Handler):
             hub = stand_in
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -79,6 +78,13 @@ class HubStandIn:
     def gets(self, suffix: str) -> list[str | None]:
         """The Range header of every GET whose path ends with `suffix`."""
         return [r for method, path, r in self.requests if method == "GET" and path.endswith(suffix)]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # clients hang up mid-download on purpose in these tests
 
 
 class _Handler(BaseHTTPRequestHandler):

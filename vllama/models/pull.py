@@ -111,14 +111,14 @@ def fetch_listing(repo: str, revision: str | None, endpoint: str, token: str | N
     return info.sha or (revision or "main"), files
 
 
-_FILE_LOCKS: dict[str, threading.Lock] = {}
+_FILE_LOCKS: dict[str, threading.RLock] = {}
 _FILE_LOCKS_GUARD = threading.Lock()
 
 
-def _file_lock(path: Path) -> threading.Lock:
+def _file_lock(path: Path) -> threading.RLock:
     """One writer per partial file, even when an abandoned pull's thread is still finishing."""
     with _FILE_LOCKS_GUARD:
-        return _FILE_LOCKS.setdefault(str(path), threading.Lock())
+        return _FILE_LOCKS.setdefault(str(path), threading.RLock())
 
 
 class _Incomplete(Exception):
@@ -138,13 +138,17 @@ class Downloader:
         self.cancel.set()  # a worker still running stops at its next chunk
         self.client.close()
 
-    def download(self, url: str, dest: Path, size: int | None) -> None:
-        """Fetch `url` into `dest`, continuing a partial file with a Range request; retry dropped connections."""
+    def download(self, url: str, dest: Path, size: int | None, done: Callable[[], bool] = lambda: False) -> None:
+        """Fetch `url` into `dest`, continuing a partial file with a Range request; retry dropped connections.
+
+        `done` says the content already arrived by another way (a concurrent pull published it)."""
         with _file_lock(dest):
             failures = 0
             while True:
                 if self.cancel.is_set():
                     raise _Cancelled
+                if done():
+                    return
                 have = dest.stat().st_size if dest.exists() else 0
                 if size is not None and have == size:
                     return
@@ -209,6 +213,14 @@ def _publish(store: ModelStore, partial: Path, digest: str | None, git_oid: str 
         except DigestMismatch as err:
             partial.unlink(missing_ok=True)
             raise PullError(f"digest mismatch, file must be downloaded again: want {err.expected}, got {err.got}") from None
+
+
+def _fetch_small_file(store: ModelStore, fetcher: Downloader, url: str, f: RemoteFile) -> str:
+    """Download, check against the git blob id, and store a small file in one step; return its digest."""
+    partial = store.partial_dir / f"git-{f.git_oid or hashlib.sha256(url.encode()).hexdigest()}.partial"
+    with _file_lock(partial):  # a concurrent pull of the same file waits, then fetches its own copy
+        fetcher.download(url, partial, f.size)
+        return _publish(store, partial, None, f.git_oid)
 
 
 # -- the pull ---------------------------------------------------------------------------------
@@ -288,10 +300,7 @@ async def _pull_locked(store: ModelStore, name: ModelName, repo: str, revision: 
             elif (commit, f.path) in previous and store.has_blob(previous[(commit, f.path)]):
                 digest = previous[(commit, f.path)]
             else:
-                key = f.git_oid or hashlib.sha256(url(f).encode()).hexdigest()
-                partial = store.partial_dir / f"git-{key}.partial"
-                await asyncio.to_thread(fetcher.download, url(f), partial, f.size)
-                digest = await asyncio.to_thread(_publish, store, partial, None, f.git_oid)
+                digest = await asyncio.to_thread(_fetch_small_file, store, fetcher, url(f), f)
             stack.enter_context(store.pinned([digest]))  # no concurrent delete may collect it now
             digests[f.path] = digest
 
@@ -303,7 +312,8 @@ async def _pull_locked(store: ModelStore, name: ModelName, repo: str, revision: 
                 yield _progress(status, digest, total, total)
                 continue
             partial = store.partial_dir / f"sha256-{digest[7:]}.partial"
-            run = asyncio.ensure_future(asyncio.to_thread(fetcher.download, url(f), partial, f.size))
+            present = functools.partial(store.has_blob, digest)
+            run = asyncio.ensure_future(asyncio.to_thread(fetcher.download, url(f), partial, f.size, present))
             async for event in _watch(run, partial, functools.partial(_progress, status, digest, total)):
                 yield event
             yield _progress(status, digest, total, total)
