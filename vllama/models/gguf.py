@@ -1,0 +1,180 @@
+"""Turn a GGUF file into a Hugging Face folder that vLLM loads.
+
+vLLM's CPU backend cannot run GGUF weights, so a GGUF is unpacked once, on import, into a plain
+dense checkpoint: config.json, generation_config.json, the tokenizer (tokenizer.json,
+tokenizer_config.json, chat_template.jinja) and model.safetensors. transformers does the work
+(`from_pretrained(..., gguf_file=..., quantization_config=GgufConfig(dequantize=True))`, which
+needs the `gguf` and `accelerate` packages).
+
+Weights are written in float32 by default. The engine runs float32 on CPU, and a GGUF block's
+values (`scale * q + min`, with float16 scale and min) are not all representable in bfloat16 or
+float16, so float32 is the only dtype that keeps the model's output identical to the GGUF's.
+
+The folder appears whole or not at all: everything is written to a hidden sibling folder that is
+renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+SOURCE_FILE = "vllama_source.json"
+"""Written next to the weights: where the folder came from (the GGUF's name, its quantization)."""
+
+_TOKENIZER_CONFIG_DROP = ("is_local", "local_files_only")
+
+
+def dequantize_gguf(
+    gguf_path: Path,
+    out_dir: Path,
+    *,
+    dtype: str = "float32",
+    overwrite: bool = False,
+) -> Path:
+    """Write `out_dir`, a Hugging Face model folder holding the dequantized `gguf_path`; return it.
+
+    Raises FileExistsError when `out_dir` exists (unless `overwrite`), FileNotFoundError when
+    the GGUF is missing. When a concurrent import of the same folder finishes first, this one
+    discards its copy and returns that folder.
+    """
+    gguf_path = Path(gguf_path).resolve()
+    out_dir = Path(out_dir)
+    if not gguf_path.is_file():
+        raise FileNotFoundError(f"no GGUF file at {gguf_path}")
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already exists")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        _write_folder(gguf_path, tmp, dtype)
+        _move_into_place(tmp, out_dir, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _write_folder(gguf_path: Path, dest: Path, dtype: str) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    from transformers.utils import logging as hf_logging
+
+    torch_dtype = getattr(torch, dtype)
+    source = dict(pretrained_model_name_or_path=str(gguf_path.parent), gguf_file=gguf_path.name)
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(**source, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            **source,
+            quantization_config=GgufConfig(dequantize=True),
+            dtype=torch_dtype,
+            local_files_only=True,
+        )
+        # The dense model is an ordinary checkpoint now: it must not claim to be GGUF-quantized.
+        for config in (model.config, model.config.get_text_config()):
+            vars(config).pop("quantization_config", None)
+        model.hf_quantizer = None
+        model.save_pretrained(dest)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    tokenizer.save_pretrained(dest)
+    _fix_tokenizer_config(dest, tokenizer, model.config)
+    (dest / SOURCE_FILE).write_text(json.dumps(_describe(gguf_path, dtype), indent=2) + "\n")
+    _open_permissions(dest)
+
+
+def _fix_tokenizer_config(dest: Path, tokenizer, config) -> None:
+    """Drop load-time keys transformers writes, bound the length, and inline the chat template.
+
+    transformers 5 puts the template in chat_template.jinja only; a copy in tokenizer_config.json
+    serves readers that predate that file (older transformers, tools that read the JSON).
+    """
+    path = dest / "tokenizer_config.json"
+    data = json.loads(path.read_text())
+    for key in _TOKENIZER_CONFIG_DROP:
+        data.pop(key, None)
+    max_len = getattr(config, "max_position_embeddings", None)
+    if max_len:
+        data["model_max_length"] = int(max_len)
+    if isinstance(tokenizer.chat_template, str) and "chat_template" not in data:
+        data["chat_template"] = tokenizer.chat_template
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _describe(gguf_path: Path, dtype: str) -> dict:
+    metadata, kinds = _read_header(gguf_path)
+    file_type = None
+    if "general.file_type" in metadata:
+        from gguf import LlamaFileType
+
+        try:
+            file_type = LlamaFileType(int(metadata["general.file_type"])).name.removeprefix("MOSTLY_")
+        except ValueError:
+            file_type = None
+    return {
+        "format": "gguf",
+        "gguf_file": gguf_path.name,
+        "gguf_size": gguf_path.stat().st_size,
+        "architecture": metadata.get("general.architecture"),
+        "file_type": file_type or (kinds.most_common(1)[0][0] if kinds else None),
+        "tensor_types": dict(kinds.most_common()),
+        "dtype": dtype,
+    }
+
+
+def _read_header(gguf_path: Path) -> tuple[dict, Counter]:
+    """The GGUF's scalar metadata and a count of its tensor types, without reading tensor data.
+
+    transformers' header reader takes milliseconds; `gguf.GGUFReader` (the fallback, should that
+    internal module move) takes seconds, because it parses the whole vocabulary.
+    """
+    from gguf import GGMLQuantizationType
+
+    try:
+        from transformers.integrations.gguf.reader import GgufHeader, read_gguf_metadata
+    except ImportError:
+        from gguf import GGUFReader
+
+        reader = GGUFReader(gguf_path)
+        metadata = {}
+        for key in ("general.architecture", "general.file_type"):
+            if key in reader.fields:
+                metadata[key] = reader.fields[key].contents()
+        return metadata, Counter(t.tensor_type.name for t in reader.tensors)
+    metadata, _ = read_gguf_metadata(str(gguf_path))
+    types = GgufHeader.from_file(str(gguf_path)).ggml_types.values()
+    return metadata, Counter(GGMLQuantizationType(t).name for t in types)
+
+
+def _open_permissions(dest: Path) -> None:
+    """mkdtemp makes the folder private and safetensors writes 0600 files; give them the umask's modes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    dest.chmod(0o777 & ~umask)
+    for path in dest.iterdir():
+        path.chmod(0o666 & ~umask)
+
+
+def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
+    if overwrite and out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+        os.replace(out_dir, old / out_dir.name)
+        os.rename(tmp, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    try:
+        os.rename(tmp, out_dir)
+    except OSError:
+        if (out_dir / "config.json").is_file():  # another import finished first; keep its folder
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        raise
