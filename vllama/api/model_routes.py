@@ -1,0 +1,290 @@
+"""Model management routes: pull, tags, show, delete, copy, create and blobs, with Ollama's semantics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..models import info
+from ..models.names import InvalidName, ModelName
+from ..models.pull import PullError, pull
+from ..models.store import DigestMismatch, ModelNotFound, ModelStore, parse_digest, safe_relpath
+from .disconnect import until_disconnect
+from .errors import APIError, error_response, field, json_response, read_json
+from .streaming import ndjson_response
+
+Events = AsyncIterator[dict[str, Any]]
+_MODEFILE_FIELDS = ("template", "system", "license", "parameters", "messages")
+
+
+def _store(request: Request) -> ModelStore:
+    return request.app.state.store
+
+
+def _requested_model(body: dict[str, Any]) -> str:
+    """`model`, else the deprecated `name` (the Go CLI sends `"model": ""` next to `"name"`)."""
+    return (field(body, "model", str, "") or field(body, "name", str, "")).strip()
+
+
+def _parse(text: str, message: str = "invalid model name") -> ModelName:
+    try:
+        return ModelName.parse(text)
+    except InvalidName:
+        raise APIError(400, message) from None
+
+
+def _go_quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+async def _in_band(events: Events) -> Events:
+    """Turn a failed pull or create into an `{"error": ...}` line (or a 500 before any line)."""
+    try:
+        async for event in events:
+            yield event
+    except (PullError, DigestMismatch, FileNotFoundError, ValueError, ImportError) as err:
+        raise APIError(500, str(err)) from None
+
+
+async def _answer(request: Request, events: Events, stream: bool) -> Response:
+    """NDJSON progress, or with `stream: false` only the last object (an error as HTTP 500)."""
+    if stream:
+        return await ndjson_response(_in_band(events))
+
+    async def last() -> Response:
+        final: dict[str, Any] = {}
+        try:
+            async for event in _in_band(events):
+                final = event
+        except APIError as err:
+            return error_response(err.status, err.message)
+        return json_response(final)
+
+    return await until_disconnect(request, last())
+
+
+# -- pull, tags, show -------------------------------------------------------------------------
+
+async def pull_model(request: Request) -> Response:
+    body = await read_json(request)
+    name = _parse(_requested_model(body))
+    stream = field(body, "stream", bool, True)
+    return await _answer(request, pull(_store(request), name), stream)
+
+
+async def list_models(request: Request) -> Response:
+    models = await asyncio.to_thread(_store(request).list)
+    return json_response({"models": [info.tags_entry(m) for m in models]})
+
+
+async def show_model(request: Request) -> Response:
+    body = await read_json(request)
+    text = _requested_model(body)
+    if not text:
+        raise APIError(400, "model is required")
+    name = _parse(text)
+    try:
+        model = await asyncio.to_thread(_store(request).get, name)
+    except ModelNotFound:
+        raise APIError(404, f"model '{text}' not found") from None
+    return json_response(await asyncio.to_thread(info.show_response, model))
+
+
+# -- delete, copy -----------------------------------------------------------------------------
+
+async def delete_model(request: Request) -> Response:
+    body = await read_json(request)
+    text = _requested_model(body)
+    if not text:
+        raise APIError(400, "model is required")
+    name = _parse(text, f"name {_go_quote(text)} is invalid")
+    store = _store(request)
+    try:
+        model = await asyncio.to_thread(store.get, name)
+    except ModelNotFound:
+        raise APIError(404, f"model '{text}' not found") from None
+    unload = getattr(getattr(request.app.state, "scheduler", None), "unload", None)
+    if unload is not None:
+        await unload(model.name.lower())  # the scheduler's key for a loaded model
+    try:
+        await asyncio.to_thread(store.delete, name)
+    except ModelNotFound:
+        raise APIError(404, f"model '{text}' not found") from None
+    return Response(status_code=200)
+
+
+async def copy_model(request: Request) -> Response:
+    body = await read_json(request)
+    source = field(body, "source", str, "").strip()
+    destination = field(body, "destination", str, "").strip()
+    src = _parse(source, f"source {_go_quote(source)} is invalid")
+    dst = _parse(destination, f"destination {_go_quote(destination)} is invalid")
+    try:
+        await asyncio.to_thread(_store(request).copy, src, dst)
+    except ModelNotFound:
+        raise APIError(404, f"model {_go_quote(source)} not found") from None
+    return Response(status_code=200)
+
+
+# -- create -----------------------------------------------------------------------------------
+
+def _modelfile_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The Modelfile-level settings `create` may carry, kept in the manifest for show and the engine."""
+    extra: dict[str, Any] = {}
+    for key in _MODEFILE_FIELDS:
+        value = body.get(key)
+        if value in (None, "", [], {}):
+            continue
+        if key == "license" and isinstance(value, list):
+            value = "\n".join(str(v) for v in value)
+        if key == "parameters" and not isinstance(value, dict):
+            raise APIError(400, "parameters must be an object")
+        if key == "messages" and not isinstance(value, list):
+            raise APIError(400, "messages must be an array")
+        extra[key] = value
+    return extra
+
+
+def _checked_files(store: ModelStore, files: dict[str, Any]) -> dict[str, str]:
+    checked = {}
+    for path, digest in files.items():
+        try:
+            path = safe_relpath(path)
+        except ValueError:
+            raise APIError(400, "file path must be relative") from None
+        try:
+            parse_digest(digest)
+        except ValueError:
+            raise APIError(400, "invalid digest format") from None
+        if not store.has_blob(digest):
+            raise APIError(400, f"blob {_go_quote(digest)} not found; upload it with POST /api/blobs/{digest}")
+        checked[path] = digest
+    return checked
+
+
+async def create_model(request: Request) -> Response:
+    body = await read_json(request)
+    text = _requested_model(body)
+    if not text:
+        raise APIError(400, "model is required")
+    name = _parse(text)
+    stream = field(body, "stream", bool, True)
+    source = field(body, "from", str, "").strip()
+    files = field(body, "files", dict, {})
+    if field(body, "quantize", str, ""):
+        raise APIError(400, "quantize is not supported: vllama serves the weights as they are")
+    if not source and not files:
+        raise APIError(400, "neither 'from' or 'files' was specified")
+    store = _store(request)
+    extra = _modelfile_fields(body)
+    if files:
+        events = _create_from_files(store, name, _checked_files(store, files), extra)
+    else:
+        events = _create_from_model(store, name, _parse(source), extra)
+    return await _answer(request, events, stream)
+
+
+async def _create_from_model(store: ModelStore, name: ModelName, source: ModelName, extra: dict[str, Any]) -> Events:
+    try:
+        base = await asyncio.to_thread(store.get, source)
+    except ModelNotFound:
+        async for event in pull(store, source):  # as Ollama does: fetch a base it does not have
+            if event["status"] != "success":
+                yield event
+        base = await asyncio.to_thread(store.get, source)
+    for f in base.files:
+        yield {"status": f"using existing layer {f['digest']}"}
+    settings = {k: v for k, v in base.manifest.items() if k in _MODEFILE_FIELDS}
+    if "parameters" in extra:
+        extra["parameters"] = {**settings.get("parameters", {}), **extra["parameters"]}
+    settings.update(extra)
+    yield {"status": "writing manifest"}
+    with store.pinned(f["digest"] for f in base.files):
+        await asyncio.to_thread(store.write_manifest, name, base.files, repo=base.manifest.get("repo"),
+                                revision=base.manifest.get("revision"), extra=settings)
+    yield {"status": "success"}
+
+
+async def _create_from_files(store: ModelStore, name: ModelName, files: dict[str, str], extra: dict[str, Any]) -> Events:
+    ggufs = [path for path in files if path.lower().endswith(".gguf")]
+    if len(ggufs) > 1:
+        raise APIError(400, "only one GGUF file can be imported at a time")
+    if ggufs:
+        async for event in _create_from_gguf(store, name, files[ggufs[0]], extra):
+            yield event
+        return
+    if "config.json" not in files:
+        raise APIError(400, "no config.json among the files: vllama imports Hugging Face safetensors folders or a GGUF")
+    for digest in files.values():
+        yield {"status": f"using existing layer {digest}"}
+    yield {"status": "writing manifest"}
+    entries = [{"path": path, "digest": digest} for path, digest in files.items()]
+    with store.pinned(files.values()):
+        await asyncio.to_thread(store.write_manifest, name, entries, extra=extra)
+    yield {"status": "success"}
+
+
+async def _create_from_gguf(store: ModelStore, name: ModelName, digest: str, extra: dict[str, Any]) -> Events:
+    from ..models.gguf import dequantize_gguf  # needs torch and transformers: imported only here
+
+    work = store.partial_dir / f"create-{uuid.uuid4().hex}"
+    try:
+        yield {"status": "parsing GGUF"}
+        work.mkdir(parents=True)
+        gguf = work / "model.gguf"  # transformers wants a file name that says GGUF
+        gguf.symlink_to(store.blob_path(digest))
+        yield {"status": "converting model"}
+        folder = await asyncio.to_thread(dequantize_gguf, gguf, work / "hf")
+        yield {"status": "writing manifest"}
+        await asyncio.to_thread(store.create_from_folder, name, Path(folder), extra=extra)
+        yield {"status": "success"}
+    finally:
+        await asyncio.to_thread(shutil.rmtree, work, True)
+
+
+# -- blobs ------------------------------------------------------------------------------------
+
+async def blob(request: Request) -> Response:
+    """HEAD: 200 if the blob is here, else 404. POST: upload raw bytes, 201 (200 if already here)."""
+    digest = request.path_params["digest"]
+    try:
+        parse_digest(digest)
+    except ValueError:
+        raise APIError(400, "invalid digest format") from None
+    store = _store(request)
+    if store.has_blob(digest):
+        return Response(status_code=200)
+    if request.method == "HEAD":
+        return error_response(404, f"blob {_go_quote(digest)} not found")
+    store.partial_dir.mkdir(parents=True, exist_ok=True)
+    staged = store.partial_dir / f"upload-{uuid.uuid4().hex}"
+    try:
+        with open(staged, "wb") as out:
+            async for chunk in request.stream():
+                out.write(chunk)
+        await asyncio.to_thread(store.add_blob, staged, digest, move=True)
+    except DigestMismatch as err:
+        raise APIError(400, str(err)) from None
+    finally:
+        staged.unlink(missing_ok=True)
+    return Response(status_code=201)
+
+
+ROUTES = [
+    Route("/api/pull", pull_model, methods=["POST"]),
+    Route("/api/tags", list_models, methods=["GET", "HEAD"]),
+    Route("/api/show", show_model, methods=["POST"]),
+    Route("/api/delete", delete_model, methods=["DELETE"]),
+    Route("/api/copy", copy_model, methods=["POST"]),
+    Route("/api/create", create_model, methods=["POST"]),
+    Route("/api/blobs/{digest}", blob, methods=["HEAD", "POST"]),
+]
