@@ -16,6 +16,7 @@ from .. import OLLAMA_VERSION
 from ..config import default_keep_alive
 from .errors import APIError, error_response, json_response
 from .generate import chat, generate
+from .metrics import metrics
 from .streaming import rfc3339
 
 log = logging.getLogger("vllama.api")
@@ -72,6 +73,7 @@ def native_routes() -> list[Route]:
         Route("/api/ps", ps, methods=["GET"]),
         Route("/api/generate", generate, methods=["POST"]),
         Route("/api/chat", chat, methods=["POST"]),
+        Route("/metrics", metrics, methods=["GET"]),
         *model_routes,
     ]
 

@@ -35,6 +35,10 @@ class VllmRunner:
     def shutdown(self) -> None:
         self.engine.shutdown()
 
+    def unfinished(self) -> int:
+        """Requests the engine holds (running or waiting): 0 when every client was answered or aborted."""
+        return self.engine.get_num_unfinished_requests()
+
     @property
     def alive(self) -> bool:
         return not self.engine.errored
