@@ -131,7 +131,7 @@ def _ordered(final: dict[str, Any], with_context: bool) -> dict[str, Any]:
     return out
 
 
-async def _aggregate(chunks: AsyncIterator[dict[str, Any]], is_chat: bool) -> dict[str, Any]:
+async def aggregate(chunks: AsyncIterator[dict[str, Any]], is_chat: bool) -> dict[str, Any]:
     text: list[str] = []
     last: dict[str, Any] = {}
     async for chunk in chunks:
@@ -154,24 +154,21 @@ def _load_answer(req: CommonRequest, reason: str, is_chat: bool) -> Response:
     return json_response(body)
 
 
-async def _run(request: Request, req: CommonRequest, is_chat: bool) -> Response:
-    job = Job(request, req)
+def _resolve(job: Job, is_chat: bool) -> Any:
     model = job.resolve()
     if model is None:
         if is_chat:
             raise APIError(400, "model is required")
         raise APIError(404, "model '' not found")
-    _check_capabilities(req, model, is_chat)
+    _check_capabilities(job.req, model, is_chat)
+    return model
 
-    empty = not req.messages if isinstance(req, ChatRequest) else not (req.prompt or req.context)
-    if empty:
-        if req.keep_alive == 0:
-            await job.state.scheduler.unload(model.name.lower())
-            return _load_answer(req, "unload", is_chat)
-        await job.load(model)
-        job.release()
-        return _load_answer(req, "load", is_chat)
 
+async def open_stream(request: Request, req: CommonRequest, is_chat: bool) -> AsyncIterator[dict[str, Any]]:
+    """Ollama-native chunks for a generate/chat request with a prompt. Everything a client can get
+    wrong raises APIError here, before the engine sees the request; the OpenAI layer reuses this."""
+    job = Job(request, req)
+    model = _resolve(job, is_chat)
     await job.load(model)
     try:
         prompt_ids = _prompt_ids(job.entry.runner, req)
@@ -181,10 +178,24 @@ async def _run(request: Request, req: CommonRequest, is_chat: bool) -> Response:
         job.release()
         raise
     with_context = isinstance(req, GenerateRequest) and not req.raw
-    stream = _ollama_chunks(job, chunks, completion.prompt_ids, is_chat, with_context)
+    return _ollama_chunks(job, chunks, completion.prompt_ids, is_chat, with_context)
+
+
+async def _run(request: Request, req: CommonRequest, is_chat: bool) -> Response:
+    empty = not req.messages if isinstance(req, ChatRequest) else not (req.prompt or req.context)
+    if empty:  # Ollama's load / unload shortcuts
+        job = Job(request, req)
+        model = _resolve(job, is_chat)
+        if req.keep_alive == 0:
+            await job.state.scheduler.unload(model.name.lower())
+            return _load_answer(req, "unload", is_chat)
+        await job.load(model)
+        job.release()
+        return _load_answer(req, "load", is_chat)
+    stream = await open_stream(request, req, is_chat)
     if req.stream:
         return await ndjson_response(stream)
-    return json_response(await _aggregate(stream, is_chat))
+    return json_response(await aggregate(stream, is_chat))
 
 
 def _prompt_ids(runner: Any, req: CommonRequest) -> list[int]:
