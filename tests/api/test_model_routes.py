@@ -230,7 +230,8 @@ def test_blobs(url, store):
     r = httpx.head(f"{url}/api/blobs/{digest}")
     assert (r.status_code, r.content) == (404, b"")
     r = httpx.post(f"{url}/api/blobs/sha256:{'0' * 64}", content=data)
-    assert (r.status_code, r.json()) == (400, {"error": f'digest mismatch, expected "sha256:{"0" * 64}", got "{digest}"'})
+    expected = f'digest mismatch, expected "sha256:{"0" * 64}", got "{digest}"'
+    assert (r.status_code, r.json()) == (400, {"error": expected})
     assert httpx.post(f"{url}/api/blobs/{digest}", content=data).status_code == 201
     assert store.has_blob(digest) and store.blob_path(digest).read_bytes() == data
     assert httpx.head(f"{url}/api/blobs/{digest}").status_code == 200
@@ -277,7 +278,8 @@ def test_create_from_a_model_that_must_be_pulled(url, store):
     ({"model": "bad name", "from": "y"}, 400, "invalid model name"),
     ({"model": "x", "files": {"../config.json": "sha256:" + "0" * 64}}, 400, "file path must be relative"),
     ({"model": "x", "files": {"config.json": "nope"}}, 400, "invalid digest format"),
-    ({"model": "x", "from": "y", "quantize": "q4_K_M"}, 400, "quantize is not supported: vllama serves the weights as they are"),
+    ({"model": "x", "from": "y", "quantize": "q4_K_M"}, 400,
+     "quantize is not supported: vllama serves the weights as they are"),
 ])
 def test_create_errors(url, body, status, message):
     r = httpx.post(url + "/api/create", json=body)
@@ -308,3 +310,13 @@ def test_create_from_gguf_calls_the_converter(url, store, tmp_path, monkeypatch)
     assert seen == {"bytes": data, "name": "model.gguf"}
     assert store.get("from-gguf").details["family"] == "llama"
     assert [p.name for p in store.partial_dir.iterdir()] == []
+
+
+def test_create_from_files_needs_a_config(url):
+    data = b"weights only"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    httpx.post(f"{url}/api/blobs/{digest}", content=data)
+    r = httpx.post(url + "/api/create", json={"model": "x", "files": {"model.safetensors": digest}})
+    assert r.status_code == 400 and "no config.json" in r.json()["error"]
+    r = httpx.post(url + "/api/create", json={"model": "x", "files": {"config.json": "sha256:" + "1" * 64}})
+    assert r.status_code == 400 and r.json()["error"].startswith(f'blob "sha256:{"1" * 64}" not found')

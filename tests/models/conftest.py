@@ -20,7 +20,6 @@ def user_catalog(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "catalog.json"
     path.write_text(json.dumps({"models": {"tiny": {"1x": REPO, "latest": "1x"}}}))
     monkeypatch.setenv("VLLAMA_CATALOG", str(path))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     return path
 
 
@@ -43,5 +42,6 @@ def hub(tmp_path, monkeypatch):
     stand_in.add_folder("acme/Gated", write_tiny_model(tmp_path / "gated"), gated=True)
     monkeypatch.setenv("HF_ENDPOINT", stand_in.url)
     monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     yield stand_in
     stand_in.stop()

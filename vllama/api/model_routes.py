@@ -214,7 +214,8 @@ async def _create_from_model(store: ModelStore, name: ModelName, source: ModelNa
     yield {"status": "success"}
 
 
-async def _create_from_files(store: ModelStore, name: ModelName, files: dict[str, str], extra: dict[str, Any]) -> Events:
+async def _create_from_files(store: ModelStore, name: ModelName, files: dict[str, str],
+                             extra: dict[str, Any]) -> Events:
     ggufs = [path for path in files if path.lower().endswith(".gguf")]
     if len(ggufs) > 1:
         raise APIError(400, "only one GGUF file can be imported at a time")

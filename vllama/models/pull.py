@@ -212,7 +212,8 @@ def _publish(store: ModelStore, partial: Path, digest: str | None, git_oid: str 
             return store.add_blob(partial, digest, move=True)
         except DigestMismatch as err:
             partial.unlink(missing_ok=True)
-            raise PullError(f"digest mismatch, file must be downloaded again: want {err.expected}, got {err.got}") from None
+            raise PullError(f"digest mismatch, file must be downloaded again: "
+                            f"want {err.expected}, got {err.got}") from None
 
 
 def _fetch_small_file(store: ModelStore, fetcher: Downloader, url: str, f: RemoteFile) -> str:
@@ -225,7 +226,8 @@ def _fetch_small_file(store: ModelStore, fetcher: Downloader, url: str, f: Remot
 
 # -- the pull ---------------------------------------------------------------------------------
 
-def _progress(status: str, digest: str | None = None, total: int | None = None, completed: int | None = None) -> dict[str, Any]:
+def _progress(status: str, digest: str | None = None, total: int | None = None,
+              completed: int | None = None) -> dict[str, Any]:
     """A ProgressResponse; Go leaves zero fields out."""
     out: dict[str, Any] = {"status": status}
     if digest:
@@ -245,7 +247,8 @@ def _model_lock(store: ModelStore, name: ModelName) -> asyncio.Lock:
     return _MODEL_LOCKS.setdefault(key, asyncio.Lock())
 
 
-async def _watch(run: asyncio.Future, path: Path, report: Callable[[int], dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+async def _watch(run: asyncio.Future, path: Path,
+                 report: Callable[[int], dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
     """Report a growing file every POLL_SECONDS until the worker finishes."""
     last = -1
     try:

@@ -124,6 +124,9 @@ class LocalModel:
     manifest: dict[str, Any]
     model_name: ModelName = field(compare=False)
 
+    def __hash__(self) -> int:  # the dict fields are not hashable; name and digest identify a model
+        return hash((self.name, self.digest))
+
     @property
     def files(self) -> list[dict[str, Any]]:
         return self.manifest.get("files", [])
