@@ -218,3 +218,16 @@ def test_pull_does_not_block_the_event_loop(store, hub):
         return max(gaps[5:])  # after imports warmed up
 
     assert run(go()) < 0.25
+
+
+def test_files_in_the_hugging_face_cache_are_not_downloaded(store, hub, tmp_path, monkeypatch):
+    repo = hub.repos[REPO]
+    snapshot = tmp_path / "hf-cache" / "models--acme--Tiny-Instruct" / "snapshots" / repo.sha
+    snapshot.mkdir(parents=True)
+    for path, data in repo.files.items():
+        (snapshot / path).parent.mkdir(parents=True, exist_ok=True)
+        (snapshot / path).write_bytes(data)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    check_protocol(run(collect(store, "tiny")))
+    assert [r[1] for r in hub.requests] == [f"/api/models/{REPO}"]
+    assert (store.get("tiny").path / SAFETENSORS).read_bytes() == repo.files[SAFETENSORS]

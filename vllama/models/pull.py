@@ -4,7 +4,8 @@ The Hub's file listing (huggingface_hub's `model_info(files_metadata=True)`) giv
 file's sha256 up front; small files are plain git blobs, fetched while "pulling manifest" and
 checked against their git blob id. Downloads run in worker threads into `<store>/partial/`,
 resume from where an earlier pull stopped (HTTP Range), and are verified before they become
-blobs, so an interrupted pull leaves the store as it was and the next one carries on.
+blobs, so an interrupted pull leaves the store as it was and the next one carries on. Files
+already in the local Hugging Face cache ($HF_HUB_CACHE) at the same commit are copied from there.
 """
 
 from __future__ import annotations
@@ -138,12 +139,16 @@ class Downloader:
         self.cancel.set()  # a worker still running stops at its next chunk
         self.client.close()
 
-    def download(self, url: str, dest: Path, size: int | None, done: Callable[[], bool] = lambda: False) -> None:
+    def download(self, url: str, dest: Path, size: int | None, done: Callable[[], bool] = lambda: False,
+                 cached: Path | None = None) -> None:
         """Fetch `url` into `dest`, continuing a partial file with a Range request; retry dropped connections.
 
-        `done` says the content already arrived by another way (a concurrent pull published it)."""
+        `done` says the content already arrived by another way (a concurrent pull published it);
+        `cached` is a copy in the local Hugging Face cache, used instead of the network."""
         with _file_lock(dest):
             failures = 0
+            if cached is not None and size in (None, cached.stat().st_size) and not done():
+                self._copy(cached, dest)
             while True:
                 if self.cancel.is_set():
                     raise _Cancelled
@@ -168,6 +173,13 @@ class Downloader:
                     if failures >= _RETRIES:
                         raise PullError(f"download failed: {err}") from None
                     time.sleep(min(0.2 * 2**failures, 5))
+
+    def _copy(self, source: Path, dest: Path) -> None:
+        with open(source, "rb") as src, open(dest, "wb", buffering=0) as out:
+            while chunk := src.read(_CHUNK):
+                if self.cancel.is_set():
+                    raise _Cancelled
+                out.write(chunk)
 
     def _fetch(self, url: str, dest: Path, have: int) -> None:
         headers = {**self.headers, "Range": f"bytes={have}-"} if have else self.headers
@@ -216,11 +228,20 @@ def _publish(store: ModelStore, partial: Path, digest: str | None, git_oid: str 
                             f"want {err.expected}, got {err.got}") from None
 
 
-def _fetch_small_file(store: ModelStore, fetcher: Downloader, url: str, f: RemoteFile) -> str:
+def hf_cached(repo: str, path: str, commit: str) -> Path | None:
+    """This file at this commit in the local Hugging Face cache ($HF_HUB_CACHE), if it is there."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cache_dir = os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE
+    found = try_to_load_from_cache(repo, path, cache_dir=cache_dir, revision=commit)
+    return Path(found) if isinstance(found, str) and os.path.isfile(found) else None
+
+
+def _fetch_small_file(store: ModelStore, fetcher: Downloader, url: str, f: RemoteFile, cached: Path | None) -> str:
     """Download, check against the git blob id, and store a small file in one step; return its digest."""
     partial = store.partial_dir / f"git-{f.git_oid or hashlib.sha256(url.encode()).hexdigest()}.partial"
     with _file_lock(partial):  # a concurrent pull of the same file waits, then fetches its own copy
-        fetcher.download(url, partial, f.size)
+        fetcher.download(url, partial, f.size, cached=cached)
         return _publish(store, partial, None, f.git_oid)
 
 
@@ -303,7 +324,8 @@ async def _pull_locked(store: ModelStore, name: ModelName, repo: str, revision: 
             elif (commit, f.path) in previous and store.has_blob(previous[(commit, f.path)]):
                 digest = previous[(commit, f.path)]
             else:
-                digest = await asyncio.to_thread(_fetch_small_file, store, fetcher, url(f), f)
+                cached = await asyncio.to_thread(hf_cached, repo, f.path, commit)
+                digest = await asyncio.to_thread(_fetch_small_file, store, fetcher, url(f), f, cached)
             stack.enter_context(store.pinned([digest]))  # no concurrent delete may collect it now
             digests[f.path] = digest
 
@@ -316,7 +338,8 @@ async def _pull_locked(store: ModelStore, name: ModelName, repo: str, revision: 
                 continue
             partial = store.partial_dir / f"sha256-{digest[7:]}.partial"
             present = functools.partial(store.has_blob, digest)
-            run = asyncio.ensure_future(asyncio.to_thread(fetcher.download, url(f), partial, f.size, present))
+            cached = await asyncio.to_thread(hf_cached, repo, f.path, commit)
+            run = asyncio.ensure_future(asyncio.to_thread(fetcher.download, url(f), partial, f.size, present, cached))
             async for event in _watch(run, partial, functools.partial(_progress, status, digest, total)):
                 yield event
             yield _progress(status, digest, total, total)
