@@ -23,7 +23,7 @@ from .errors import APIError, error_response, field, json_response, read_json
 from .streaming import ndjson_response
 
 Events = AsyncIterator[dict[str, Any]]
-_MODEFILE_FIELDS = ("template", "system", "license", "parameters", "messages")
+_MODELFILE_FIELDS = ("template", "system", "license", "parameters", "messages")
 
 
 def _store(request: Request) -> ModelStore:
@@ -140,7 +140,7 @@ async def copy_model(request: Request) -> Response:
 def _modelfile_fields(body: dict[str, Any]) -> dict[str, Any]:
     """The Modelfile-level settings `create` may carry, kept in the manifest for show and the engine."""
     extra: dict[str, Any] = {}
-    for key in _MODEFILE_FIELDS:
+    for key in _MODELFILE_FIELDS:
         value = body.get(key)
         if value in (None, "", [], {}):
             continue
@@ -203,7 +203,7 @@ async def _create_from_model(store: ModelStore, name: ModelName, source: ModelNa
         base = await asyncio.to_thread(store.get, source)
     for f in base.files:
         yield {"status": f"using existing layer {f['digest']}"}
-    settings = {k: v for k, v in base.manifest.items() if k in _MODEFILE_FIELDS}
+    settings = {k: v for k, v in base.manifest.items() if k in _MODELFILE_FIELDS}
     if "parameters" in extra:
         extra["parameters"] = {**settings.get("parameters", {}), **extra["parameters"]}
     settings.update(extra)
