@@ -25,9 +25,12 @@ class FakeRunner:
     cancelled: int = 0
     finished: int = 0
     alive: bool = True
+    words: list[str] = field(default_factory=lambda: list(WORDS))
+    chat_template: str = ""
+    tokenizer: Any = field(default_factory=object)
     shutdowns: int = 0
 
-    def render_chat(self, messages: list[dict[str, Any]], tools: Any = None) -> str:
+    def render_chat(self, messages: list[dict[str, Any]], tools: Any = None, **kwargs: Any) -> str:
         return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
 
     def tokenize(self, text: str) -> list[int]:
@@ -38,17 +41,17 @@ class FakeRunner:
 
     async def complete(self, request: Completion):
         self.requests.append(request)
-        n = min(request.sampling["max_tokens"], len(WORDS))
+        n = min(request.sampling["max_tokens"], len(self.words))
         try:
             for i in range(n):
                 if self.fail_after is not None and i >= self.fail_after:
                     raise EngineError("model runner failed: boom")
                 await asyncio.sleep(self.delay)
                 last = i == n - 1
-                chunk = Chunk(text=WORDS[i], token_ids=[i + 1])
+                chunk = Chunk(text=self.words[i], token_ids=[i + 1])
                 if last:
                     reason = "length" if n == request.sampling["max_tokens"] else "stop"
-                    chunk = Chunk(text=WORDS[i], token_ids=[i + 1], done=True, done_reason=reason,
+                    chunk = Chunk(text=self.words[i], token_ids=[i + 1], done=True, done_reason=reason,
                                   prompt_eval_count=len(request.prompt_ids), prompt_eval_duration=1000,
                                   eval_count=n, eval_duration=2000)
                 yield chunk
@@ -59,14 +62,14 @@ class FakeRunner:
 
 
 class FakeStore:
-    def __init__(self, names: list[str]):
-        self.models = {ModelName.parse(n).key: self._model(n) for n in names}
+    def __init__(self, names: list[str], capabilities: list[str] = ("completion",)):
+        self.models = {ModelName.parse(n).key: self._model(n, list(capabilities)) for n in names}
 
     @staticmethod
-    def _model(name: str) -> Any:
+    def _model(name: str, capabilities: list[str]) -> Any:
         display = ModelName.parse(name).display
         return SimpleNamespace(
-            name=display, digest="ab" * 32, size=1000, config={}, capabilities=["completion"],
+            name=display, digest="ab" * 32, size=1000, config={}, capabilities=capabilities,
             details={"parent_model": "", "format": "safetensors", "family": "llama", "families": ["llama"],
                      "parameter_size": "1M", "quantization_level": "F32"},
         )
@@ -81,9 +84,9 @@ class FakeStore:
         return list(self.models.values())
 
 
-def fake_app(runner: FakeRunner, names: list[str] = ("fake:latest",)):
+def fake_app(runner: FakeRunner, names: list[str] = ("fake:latest",), capabilities: list[str] = ("completion",)):
     scheduler = Scheduler(lambda model: runner, max_loaded=2, check_every=0.05)
-    return build_app(FakeStore(list(names)), scheduler, keep_alive=300.0)
+    return build_app(FakeStore(list(names), capabilities), scheduler, keep_alive=300.0)
 
 
 __all__ = ["FakeRunner", "FakeStore", "fake_app", "InvalidName"]

@@ -10,12 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..engine.base import Chunk, Completion, EngineError
+from ..engine.parsers import THINK_OPEN, ThinkingSplitter, tool_parser_name
 from ..engine.options import OptionError, max_new_tokens, parse_options, sampling_kwargs
 from ..models.names import InvalidName
 from ..models.store import ModelNotFound
 from .disconnect import until_disconnect
 from .errors import APIError, json_response, read_json
 from .schemas import ChatRequest, CommonRequest, GenerateRequest, parse_chat, parse_generate
+from .replies import ReplyShape, ReplyWriter, aggregate
 from .streaming import ndjson_response, rfc3339_now
 
 NUM_KEEP = 4  # Ollama keeps the first tokens of a prompt it has to truncate
@@ -61,8 +63,10 @@ class Job:
         prompt_ids = self._fit(prompt_ids, ctx, opts["num_predict"])
         sampling = sampling_kwargs(opts, max_new_tokens(opts["num_predict"], len(prompt_ids), ctx))
         fmt = self.req.format
+        wants_logprobs = self.req.logprobs or self.req.top_logprobs > 0
         return Completion(prompt_ids, sampling, json_schema=fmt if isinstance(fmt, dict) and fmt else None,
-                          want_json=fmt is not None)
+                          want_json=fmt is not None,
+                          logprobs=self.req.top_logprobs if wants_logprobs else None)
 
     def _fit(self, ids: list[int], ctx: int, num_predict: int) -> list[int]:
         if len(ids) < ctx:
@@ -76,7 +80,6 @@ class Job:
 
     def final_fields(self, last: Chunk) -> dict[str, Any]:
         return {
-            "done": True,
             "done_reason": last.done_reason,
             "total_duration": max(time.perf_counter_ns() - self.arrived, 1),
             "load_duration": self.load_duration,
@@ -87,61 +90,22 @@ class Job:
         }
 
 
-def _ollama_chunks(job: Job, chunks: AsyncIterator[Chunk], prompt_ids: list[int], is_chat: bool,
-                   with_context: bool) -> AsyncIterator[dict[str, Any]]:
-    model = job.req.model
-
-    def piece(text: str) -> dict[str, Any]:
-        if is_chat:
-            return {"model": model, "created_at": rfc3339_now(),
-                    "message": {"role": "assistant", "content": text}, "done": False}
-        return {"model": model, "created_at": rfc3339_now(), "response": text, "done": False}
+def _reply_stream(job: Job, chunks: AsyncIterator[Chunk], shape: ReplyShape) -> AsyncIterator[dict[str, Any]]:
+    writer = ReplyWriter(shape)
 
     async def gen() -> AsyncIterator[dict[str, Any]]:
-        output: list[int] = []
         try:
             async for chunk in chunks:
-                output.extend(chunk.token_ids)
-                if chunk.text:
-                    yield piece(chunk.text)
+                for piece in writer.feed(chunk):
+                    yield piece
                 if chunk.done:
-                    final = piece("")
-                    final.update(job.final_fields(chunk))
-                    if with_context:
-                        final["context"] = prompt_ids + output
-                    yield _ordered(final, with_context)
+                    yield writer.final(job.final_fields(chunk))
         except EngineError as err:
             raise APIError(500, str(err)) from err
         finally:
             job.release()
 
     return gen()
-
-
-def _ordered(final: dict[str, Any], with_context: bool) -> dict[str, Any]:
-    """Ollama's field order: ..., done, done_reason, context, total_duration, ..."""
-    if not with_context:
-        return final
-    context = final.pop("context")
-    out: dict[str, Any] = {}
-    for key, value in final.items():
-        out[key] = value
-        if key == "done_reason":
-            out["context"] = context
-    return out
-
-
-async def aggregate(chunks: AsyncIterator[dict[str, Any]], is_chat: bool) -> dict[str, Any]:
-    text: list[str] = []
-    last: dict[str, Any] = {}
-    async for chunk in chunks:
-        text.append(chunk["message"]["content"] if is_chat else chunk["response"])
-        last = chunk
-    if is_chat:
-        last["message"] = {"role": "assistant", "content": "".join(text)}
-    else:
-        last["response"] = "".join(text)
-    return last
 
 
 def _load_answer(req: CommonRequest, reason: str, is_chat: bool) -> Response:
@@ -171,14 +135,26 @@ async def open_stream(request: Request, req: CommonRequest, is_chat: bool) -> As
     model = _resolve(job, is_chat)
     await job.load(model)
     try:
-        prompt_ids = _prompt_ids(job.entry.runner, req)
+        runner = job.entry.runner
+        can_think = "thinking" in model.capabilities
+        template_kwargs = {"enable_thinking": req.think is not False} if can_think else {}
+        prompt = _render(runner, req, template_kwargs)
+        prompt_ids = _tokenize(runner, req, prompt)
         completion = job.completion(prompt_ids)
-        chunks = job.entry.runner.complete(completion)
+        chunks = runner.complete(completion)
     except BaseException:
         job.release()
         raise
-    with_context = isinstance(req, GenerateRequest) and not req.raw
-    return _ollama_chunks(job, chunks, completion.prompt_ids, is_chat, with_context)
+    tools = req.tools if isinstance(req, ChatRequest) else []
+    shape = ReplyShape(
+        model=req.model, is_chat=is_chat,
+        context_prefix=completion.prompt_ids if isinstance(req, GenerateRequest) and not req.raw else None,
+        thinking=ThinkingSplitter(opened=prompt.rstrip().endswith(THINK_OPEN)) if can_think else None,
+        hide_thinking=req.think is False,
+        tool_parser=tool_parser_name(getattr(runner, "chat_template", "")) if tools else None,
+        tools=tools, tokenizer=getattr(runner, "tokenizer", None),
+    )
+    return _reply_stream(job, chunks, shape)
 
 
 async def _run(request: Request, req: CommonRequest, is_chat: bool) -> Response:
@@ -198,19 +174,35 @@ async def _run(request: Request, req: CommonRequest, is_chat: bool) -> Response:
     return json_response(await aggregate(stream, is_chat))
 
 
-def _prompt_ids(runner: Any, req: CommonRequest) -> list[int]:
-    try:
-        if isinstance(req, ChatRequest):
-            return runner.tokenize(runner.render_chat(req.messages, req.tools or None))
-        if req.raw:
-            return req.context + runner.tokenize(req.prompt)
+def _render(runner: Any, req: CommonRequest, template_kwargs: dict[str, Any]) -> str:
+    """The prompt text: the model's chat template, or the raw prompt."""
+    if isinstance(req, GenerateRequest) and req.raw:
+        return req.prompt
+    if isinstance(req, ChatRequest):
+        messages, tools = [_template_message(m) for m in req.messages], req.tools or None
+    else:
         messages = [{"role": "system", "content": req.system}] if req.system else []
         messages.append({"role": "user", "content": req.prompt})
-        return req.context + runner.tokenize(runner.render_chat(messages))
-    except APIError:
-        raise
+        tools = None
+    try:
+        return runner.render_chat(messages, tools, **template_kwargs)
     except Exception as err:  # a template that rejects the conversation (e.g. roles out of order)
         raise APIError(400, f"failed to render prompt: {err}") from err
+
+
+def _template_message(message: dict[str, Any]) -> dict[str, Any]:
+    """Ollama's message fields under the names Hugging Face templates read."""
+    out = dict(message)
+    if "tool_name" in out:
+        out.setdefault("name", out["tool_name"])
+    if "thinking" in out:
+        out.setdefault("reasoning_content", out["thinking"])
+    return out
+
+
+def _tokenize(runner: Any, req: CommonRequest, prompt: str) -> list[int]:
+    context = req.context if isinstance(req, GenerateRequest) else []
+    return context + runner.tokenize(prompt)
 
 
 def _check_capabilities(req: CommonRequest, model: Any, is_chat: bool) -> None:

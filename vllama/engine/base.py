@@ -19,6 +19,8 @@ class Completion:
     sampling: dict[str, Any]
     json_schema: dict[str, Any] | None = None  # `format`: a schema, or {} for any JSON object
     want_json: bool = False
+    logprobs: int | None = None  # None: none; k: the sampled token's and the k most likely
+    regex: str | None = None  # force the output to match (tests force tool calls with it)
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Chunk:
     prompt_eval_duration: int = 0
     eval_count: int = 0
     eval_duration: int = 0
+    logprobs: list[dict[str, Any]] = field(default_factory=list)  # Ollama's shape, one per token
 
 
 class Runner(Protocol):
@@ -40,7 +43,8 @@ class Runner(Protocol):
 
     context_length: int
 
-    def render_chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str: ...
+    def render_chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+                    **template_kwargs: Any) -> str: ...
 
     def tokenize(self, text: str) -> list[int]: ...
 

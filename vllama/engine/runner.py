@@ -30,10 +30,17 @@ class VllmRunner:
 
         args = AsyncEngineArgs(**engine_kwargs)
         engine = AsyncLLM.from_engine_args(args)
+        # Import the tool-call machinery here, in the loading thread, not on the event loop later.
+        import vllm.entrypoints.openai.chat_completion.protocol  # noqa: F401
+        import vllm.tool_parsers  # noqa: F401
         return cls(engine, engine.model_config.max_model_len)
 
     def shutdown(self) -> None:
         self.engine.shutdown()
+
+    @property
+    def chat_template(self) -> str:
+        return getattr(self.tokenizer, "chat_template", None) or ""
 
     def unfinished(self) -> int:
         """Requests the engine holds (running or waiting): 0 when every client was answered or aborted."""
@@ -43,9 +50,10 @@ class VllmRunner:
     def alive(self) -> bool:
         return not self.engine.errored
 
-    def render_chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
+    def render_chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+                    **template_kwargs: Any) -> str:
         return self.tokenizer.apply_chat_template(
-            messages, tools=tools or None, add_generation_prompt=True, tokenize=False
+            messages, tools=tools or None, add_generation_prompt=True, tokenize=False, **template_kwargs
         )
 
     def tokenize(self, text: str) -> list[int]:
@@ -57,12 +65,15 @@ class VllmRunner:
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
         structured = None
-        if request.json_schema:
+        if request.regex:
+            structured = StructuredOutputsParams(regex=request.regex)
+        elif request.json_schema:
             structured = StructuredOutputsParams(json=request.json_schema)
         elif request.want_json:
             structured = StructuredOutputsParams(json_object=True)
         params = SamplingParams(
-            **request.sampling, output_kind=RequestOutputKind.DELTA, structured_outputs=structured
+            **request.sampling, output_kind=RequestOutputKind.DELTA, structured_outputs=structured,
+            logprobs=request.logprobs,
         )
         request_id = f"vllama-{next(_ids)}"
         started = time.perf_counter_ns()
@@ -77,9 +88,10 @@ class VllmRunner:
                     count += len(completion.token_ids)
                     first = first or now
                     last = now
+                logprobs = _ollama_logprobs(completion, request.logprobs) if request.logprobs is not None else []
                 if not out.finished:
                     if completion.text or completion.token_ids:
-                        yield Chunk(text=completion.text, token_ids=list(completion.token_ids))
+                        yield Chunk(text=completion.text, token_ids=list(completion.token_ids), logprobs=logprobs)
                     continue
                 first = first or now
                 yield Chunk(
@@ -91,6 +103,7 @@ class VllmRunner:
                     prompt_eval_duration=max(first - started, 1),
                     eval_count=count,
                     eval_duration=max(last - first, 1),
+                    logprobs=logprobs,
                 )
         except Exception as err:
             from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
@@ -98,3 +111,21 @@ class VllmRunner:
             if isinstance(err, (EngineDeadError, EngineGenerateError)):
                 raise EngineError(f"model runner failed: {err or type(err).__name__}") from err
             raise
+
+
+def _entry(token: str | None, logprob: float) -> dict[str, Any]:
+    text = token or ""
+    return {"token": text, "logprob": logprob, "bytes": list(text.encode("utf-8"))}
+
+
+def _ollama_logprobs(completion: Any, top: int) -> list[dict[str, Any]]:
+    """vLLM's per-position {token_id: Logprob} -> Ollama's [{token, logprob, bytes, top_logprobs}]."""
+    out = []
+    for token_id, candidates in zip(completion.token_ids, completion.logprobs or []):
+        chosen = candidates[token_id]
+        item = _entry(chosen.decoded_token, chosen.logprob)
+        if top:
+            ranked = sorted(candidates.values(), key=lambda c: c.logprob, reverse=True)[:top]
+            item["top_logprobs"] = [_entry(c.decoded_token, c.logprob) for c in ranked]
+        out.append(item)
+    return out
