@@ -35,7 +35,7 @@ def settings_from_args(args: argparse.Namespace) -> EngineSettings:
     return settings
 
 
-def build(settings: EngineSettings, store: Any = None) -> Any:
+def build(settings: EngineSettings, store: Any = None, bind_host: str | None = None) -> Any:
     """The app with a real store and a vLLM-backed scheduler (vllm is imported on first load)."""
     from .api.app import build_app
     from .engine.scheduler import Scheduler
@@ -50,7 +50,7 @@ def build(settings: EngineSettings, store: Any = None) -> Any:
         return VllmRunner.start(settings.engine_kwargs(str(model.path), max_len))
 
     scheduler = Scheduler(start_runner, max_loaded=env_int("OLLAMA_MAX_LOADED_MODELS", 0) or 3)
-    return build_app(store, scheduler)
+    return build_app(store, scheduler, bind_host=bind_host)
 
 
 def _is_loopback(host: str) -> bool:
@@ -71,6 +71,6 @@ def serve(args: argparse.Namespace) -> None:
     if not _is_loopback(hp.host):
         log.warning("listening on %s: reachable from other machines", hp.host)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = build(settings)
+    app = build(settings, bind_host=hp.host)
     log.info("vllama listening on %s", hp.url)
     uvicorn.run(app, host=hp.host, port=hp.port, log_level="warning", timeout_graceful_shutdown=5)

@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -17,6 +18,8 @@ from ..config import default_keep_alive
 from .errors import APIError, error_response, json_response
 from .generate import chat, generate
 from .metrics import metrics
+from .openai import ROUTES as openai_routes
+from .security import SecurityMiddleware
 from .streaming import rfc3339
 
 log = logging.getLogger("vllama.api")
@@ -78,14 +81,16 @@ def native_routes() -> list[Route]:
     ]
 
 
-def build_app(store: Any, scheduler: Any, keep_alive: float | None = None) -> Starlette:
+def build_app(store: Any, scheduler: Any, keep_alive: float | None = None, bind_host: str | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette):
         yield
         await scheduler.shutdown()
 
     app = Starlette(
-        routes=native_routes(),
+        routes=[*native_routes(), *openai_routes],
+        # CORS, the DNS-rebinding Host check (when bound to loopback) and VLLAMA_API_KEY
+        middleware=[Middleware(SecurityMiddleware, bind_host=bind_host)],
         exception_handlers={APIError: _api_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )
