@@ -1,0 +1,90 @@
+"""`python -m bench`: the same streamed workload against Ollama-API servers and the bare engine.
+
+    python -m bench --target vllama=http://127.0.0.1:11434 --target ollama=http://127.0.0.1:11435 \\
+        --model smollm2:135m --concurrency 1,4,16,32 --num-predict 64
+    python -m bench --serve --target ceiling=smollm2:135m --model smollm2:135m
+
+Levels run in order of concurrency; within a level the targets take turns (the first one rotates),
+so slow drift of the machine spreads over all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from .session import pairs, run_benchmark
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from vllama.server import add_serve_args
+
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--target", action="append", default=[], metavar="NAME=URL",
+                   help="a server speaking Ollama's API; NAME 'ceiling' takes a model folder or store name "
+                        "and runs the engine in-process (repeatable)")
+    p.add_argument("--serve", action="store_true",
+                   help="start `python -m vllama serve` on a free port as target 'vllama', stop it at the end")
+    p.add_argument("--model", help="model name sent to the HTTP targets")
+    p.add_argument("--model-for", action="append", default=[], metavar="NAME=MODEL",
+                   help="a different model name for one target (e.g. an Ollama tag)")
+    p.add_argument("--pid", action="append", default=[], metavar="NAME=PID",
+                   help="a target's server process, for CPU accounting (found by its port when local)")
+    p.add_argument("--concurrency", default="1,4,16,32", help="comma-separated levels (default 1,4,16,32)")
+    p.add_argument("--num-predict", type=int, default=64)
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--repeat-penalty", type=float, default=1.0)
+    p.add_argument("--chat", action="store_true", help="/api/chat with the prompt as a user message "
+                                                       "(default: raw prompts on /api/generate)")
+    p.add_argument("--prompts", type=Path, help="prompt set (default bench/prompts.json)")
+    p.add_argument("--warmup", type=int, default=1, help="requests per target before measuring (not counted)")
+    p.add_argument("--repeat", type=int, default=1, help="runs of each level per target")
+    p.add_argument("--pause", type=float, default=1.0, help="seconds of quiet between two measured levels")
+    p.add_argument("--timeout", type=float, default=600.0, help="per-request timeout, seconds")
+    p.add_argument("--ollama-num-parallel", type=int, help="the OLLAMA_NUM_PARALLEL the Ollama target runs with")
+    p.add_argument("--out", type=Path, help="output folder (default bench/results/)")
+    p.add_argument("--name", help="file stem for the outputs (default bench-<UTC time>)")
+    p.add_argument("--no-progress", action="store_true", help="no live display")
+    p.add_argument("--report", type=Path, metavar="RUN.json", help="only rebuild the table and plot of a saved run")
+    add_serve_args(p)  # engine arguments, exactly as `vllama serve` takes them: for --serve and the ceiling
+    args = p.parse_args(argv)
+    if args.report:
+        return args
+    try:
+        args.levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    except ValueError:
+        p.error("--concurrency must be comma-separated integers")
+    if not args.levels or min(args.levels) < 1:
+        p.error("--concurrency needs levels >= 1")
+    args.targets = pairs(args.target, "--target")
+    names = [n for n, _ in args.targets] + (["vllama"] if args.serve else [])
+    if len(set(names)) != len(names):
+        p.error("target names must be unique (--serve adds 'vllama')")
+    if not names:
+        p.error("give at least one --target or --serve")
+    if any(n != "ceiling" for n in names) and not args.model:
+        p.error("--model is required for HTTP targets")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.report:
+        import json
+
+        from .report import write_all
+
+        run = json.loads(args.report.read_text(encoding="utf-8"))
+        paths = write_all(run, args.out or args.report.parent, args.name or args.report.stem)
+        print(paths["md"].read_text(), end="")
+        return 0
+
+    return asyncio.run(run_benchmark(args))
+
+
+if __name__ == "__main__":  # vLLM spawns its engine core: entry points need the guard
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""`--serve`: one `python -m vllama serve` on a free loopback port for the length of a run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def served_vllama(engine_argv: list[str], log_path: Path, timeout: float = 600) -> Iterator[dict[str, Any]]:
+    """Start the server (engine flags passed through), wait until it answers, stop it on the way out.
+
+    It gets its own process group, so its engine core goes down with it even if it does not stop cleanly.
+    """
+    port = free_port()
+    env = {**os.environ, "VLLAMA_HOST": f"127.0.0.1:{port}"}
+    env.pop("OLLAMA_HOST", None)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    argv = ["-m", "vllama", "serve", *engine_argv]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, *argv], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_until_up(proc, url, timeout, log_path)
+            yield {"url": url, "pid": proc.pid, "command": ["python", *argv], "log": log_path.name}
+        finally:
+            _stop(proc)
+
+
+def _wait_until_up(proc: subprocess.Popen, url: str, timeout: float, log_path: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"vllama serve exited with {proc.returncode}; see {log_path}")
+        try:
+            if httpx.head(url + "/", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"vllama serve did not answer within {timeout:.0f} s; see {log_path}")
+        time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    try:  # whatever it started and left behind (its group is ours: start_new_session above)
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

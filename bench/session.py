@@ -1,0 +1,214 @@
+"""One benchmark run: set the targets up, warm them, measure every level, account the CPU, write the outputs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from contextlib import nullcontext
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .machine import NOISY_FOREIGN_SHARE, Snapshot, cpu_usage, machine_facts
+from .report import markdown, write_all
+from .stats import level_summary
+from .workload import Workload, load_prompts, run_level, warm_up
+
+RESULTS = Path(__file__).with_name("results")
+
+
+def pairs(items: list[str], what: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise SystemExit(f"{what} must be NAME=VALUE, got {item!r}")
+        out.append((name, value))
+    return out
+
+
+class Display:
+    """A live progress bar per level (rich), and one summary line when a level ends."""
+
+    def __init__(self, enabled: bool):
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[tok_s]:>7.1f} tok/s  errors {task.fields[errors]}"), TimeElapsedColumn(),
+            console=self.console, refresh_per_second=2, disable=not enabled,
+        )
+
+    def __enter__(self) -> Display:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()
+
+    def level(self, name: str, concurrency: int, total: int):
+        task = self.progress.add_task(f"{name} C={concurrency}", total=total, tok_s=0.0, errors=0)
+        started = time.perf_counter()
+        tokens = errors = 0
+
+        def on_result(record: dict[str, Any]) -> None:
+            nonlocal tokens, errors
+            tokens += record["eval_count"]
+            errors += bool(record["error"])
+            tok_s = tokens / max(time.perf_counter() - started, 1e-9)
+            self.progress.update(task, advance=1, tok_s=tok_s, errors=errors)
+
+        return on_result
+
+    def done(self, level: dict[str, Any]) -> None:
+        s, cpu = level["summary"], level["cpu"]
+        noisy = " [bold red]noisy[/]" if cpu["noisy"] else ""
+        self.console.print(
+            f"{level['target']:>10} C={level['concurrency']:<3} {s['tok_s']:7.1f} tok/s  "
+            f"TTFT p50 {_s(s['ttft_s']['p50'])}  latency p95 {_s(s['latency_s']['p95'])}  "
+            f"errors {s['errors']}/{s['requests']}  foreign CPU {100 * cpu['foreign']:.1f} %{noisy}")
+
+    def say(self, text: str) -> None:
+        self.console.print(text)
+
+
+def _s(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f} s"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _overall_cpu(levels: list[dict[str, Any]]) -> dict[str, Any]:
+    shares = [lvl["cpu"]["foreign"] for lvl in levels]
+    weights = [lvl["cpu"]["seconds"] for lvl in levels]
+    mean = sum(s * w for s, w in zip(shares, weights)) / sum(weights) if sum(weights) else None
+    return {"foreign_mean": mean, "foreign_max": max(shares) if shares else None,
+            "noisy": any(lvl["cpu"]["noisy"] for lvl in levels), "noisy_threshold": NOISY_FOREIGN_SHARE}
+
+
+def serve_argv(args: argparse.Namespace) -> list[str]:
+    """The engine flags given to the bench, passed on to `vllama serve` unchanged."""
+    from vllama.engine.args import COMMON_ARGS
+
+    out: list[str] = []
+    for flag, (name, kind) in COMMON_ARGS.items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if kind is bool:
+            out.append(f"--{flag}" if value else f"--no-{flag}")
+        else:
+            out += [f"--{flag}", str(value)]
+    for item in args.engine_arg:
+        out += ["--engine-arg", item]
+    if args.engine_layout:
+        out += ["--engine-layout", args.engine_layout]
+    return out
+
+
+def build_targets(args: argparse.Namespace, served: dict[str, Any] | None) -> list[Any]:
+    from vllama.server import settings_from_args
+
+    from .ceiling import CeilingTarget
+    from .machine import listening_pid
+    from .workload import HttpTarget
+
+    models = dict(pairs(args.model_for, "--model-for"))
+    pids = {n: int(v) for n, v in pairs(args.pid, "--pid")}
+    max_c = max(args.levels) + 4
+    targets: list[Any] = []
+    entries = list(args.targets) + ([("vllama", served["url"])] if served else [])
+    for name, value in entries:
+        if name == "ceiling":
+            targets.append(CeilingTarget(name, value, settings_from_args(args)))
+            continue
+        target = HttpTarget(name, value, models.get(name, args.model), args.timeout, max_connections=max_c)
+        target.pid = pids.get(name) or (served["pid"] if served and name == "vllama" else None)
+        if target.pid is None and target.port and target.url.split("//")[-1].split(":")[0] in (
+                "127.0.0.1", "localhost", "[::1]"):
+            target.pid = listening_pid(target.port)
+        targets.append(target)
+    return targets
+
+
+async def _measure(run: dict[str, Any], targets: list[Any], workload: Workload, args: argparse.Namespace,
+                   display: Display) -> None:
+    import asyncio
+
+    step = 0
+    for c in args.levels:
+        for rep in range(args.repeat):
+            order = targets[step % len(targets):] + targets[:step % len(targets)]
+            step += 1
+            for target in order:
+                await asyncio.sleep(args.pause)
+                groups = {t.name: t.pids() for t in targets}
+                groups["bench"] = [os.getpid()]
+                on_result = display.level(target.name, c, workload.n_requests(c))
+                before = Snapshot.take()
+                records, wall = await run_level(target, workload, c, on_result)
+                after = Snapshot.take()
+                level = {"target": target.name, "concurrency": c, "repeat": rep, "wall_s": wall,
+                         "summary": level_summary(records, wall), "cpu": cpu_usage(before, after, groups),
+                         "loadavg": list(os.getloadavg()), "requests": records}
+                run["levels"].append(level)
+                display.done(level)
+
+
+async def run_benchmark(args: argparse.Namespace) -> int:
+    from .serve import served_vllama
+
+    workload = Workload(load_prompts(args.prompts), num_predict=args.num_predict, temperature=args.temperature,
+                        seed=args.seed, repeat_penalty=args.repeat_penalty, chat=args.chat)
+    out_dir = args.out or RESULTS
+    stem = args.name or "bench-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run: dict[str, Any] = {
+        "tool": "python -m bench", "argv": sys.argv[1:], "started_at": _now(), "machine": machine_facts(),
+        "workload": {**workload.describe(), "concurrency": args.levels, "warmup": args.warmup,
+                     "repeat": args.repeat},
+        "ollama_num_parallel": args.ollama_num_parallel, "targets": {}, "warmup": {}, "levels": [],
+    }
+    display = Display(enabled=not args.no_progress)
+    status = 0
+    serving = served_vllama(serve_argv(args), out_dir / f"{stem}-serve.log") if args.serve else nullcontext()
+    try:
+        with serving as served:
+            if served:
+                display.say(f"vllama serve up at {served['url']} (pid {served['pid']})")
+            targets = build_targets(args, served)
+            try:
+                for target in targets:
+                    display.say(f"setting up {target.name} ...")
+                    info = await target.setup()
+                    if served and target.name == "vllama":
+                        info["serve_command"] = served["command"]
+                    run["targets"][target.name] = info
+                    warm = await warm_up(target, workload, args.warmup)
+                    run["warmup"][target.name] = warm
+                    if warm and all(r["error"] for r in warm):
+                        raise RuntimeError(f"{target.name}: warm-up failed: {warm[-1]['error']}")
+                with display:
+                    await _measure(run, targets, workload, args, display)
+            finally:
+                for target in targets:
+                    await target.close()
+    except KeyboardInterrupt:
+        status = 130
+    except Exception as err:
+        display.say(f"[bold red]benchmark failed:[/] {type(err).__name__}: {err}")
+        status = 1
+    run["finished_at"] = _now()
+    if run["levels"]:
+        run["cpu"] = _overall_cpu(run["levels"])
+        paths = write_all(run, out_dir, stem)
+        print(markdown(run), end="")
+        display.say("wrote " + ", ".join(str(p) for p in paths.values()))
+        if any(lvl["summary"]["errors"] for lvl in run["levels"]) and status == 0:
+            status = 3
+    return status

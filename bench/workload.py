@@ -1,0 +1,208 @@
+"""The workload and its driver: fixed prompts, fixed options, R = max(2C, 8) requests with at most C in flight.
+
+A target is anything with `async request(workload, prompt) -> dict` (one streamed request, measured);
+`HttpTarget` speaks Ollama's native API (/api/generate, or /api/chat with --chat) to any server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from .stats import inter_token_latency
+
+PROMPTS_FILE = Path(__file__).with_name("prompts.json")
+KEEP_ALIVE = "1h"  # no target unloads the model between levels
+
+
+def load_prompts(path: Path | None = None) -> list[dict[str, str]]:
+    prompts = json.loads((path or PROMPTS_FILE).read_text(encoding="utf-8"))
+    if not prompts or not all(isinstance(p, dict) and p.get("id") and p.get("prompt") for p in prompts):
+        raise ValueError("prompts file must be a non-empty list of {id, prompt} objects")
+    return prompts
+
+
+@dataclass
+class Workload:
+    prompts: list[dict[str, str]]
+    num_predict: int = 64
+    temperature: float = 0.0
+    seed: int = 1
+    repeat_penalty: float = 1.0
+    chat: bool = False  # /api/chat with the prompt as a user message, instead of raw /api/generate
+
+    def options(self) -> dict[str, Any]:
+        """Set explicitly on every side: Ollama's defaults (temperature 0.8, no length cap) differ from vLLM's."""
+        return {"num_predict": self.num_predict, "temperature": self.temperature, "seed": self.seed,
+                "repeat_penalty": self.repeat_penalty}
+
+    @staticmethod
+    def n_requests(concurrency: int) -> int:
+        return max(2 * concurrency, 8)
+
+    def schedule(self, concurrency: int) -> list[dict[str, str]]:
+        """The prompts cycled to R requests: every target sees the same sequence."""
+        return [self.prompts[i % len(self.prompts)] for i in range(self.n_requests(concurrency))]
+
+    def messages(self, prompt: dict[str, str]) -> list[dict[str, str]]:
+        return [{"role": "user", "content": prompt["prompt"]}]
+
+    def http_request(self, model: str, prompt: dict[str, str]) -> tuple[str, dict[str, Any]]:
+        body: dict[str, Any] = {"model": model, "stream": True, "options": self.options(), "keep_alive": KEEP_ALIVE}
+        if self.chat:
+            return "/api/chat", {**body, "messages": self.messages(prompt)}
+        return "/api/generate", {**body, "prompt": prompt["prompt"], "raw": True}
+
+    def describe(self) -> dict[str, Any]:
+        return {"options": self.options(), "chat": self.chat, "prompts": self.prompts,
+                "requests_per_level": "max(2C, 8)"}
+
+
+@dataclass
+class Timer:
+    """Time to the first non-empty chunk, the last one, and the longest pause between two."""
+
+    started: float = field(default_factory=time.perf_counter)
+    first: float | None = None
+    last: float | None = None
+    chunks: int = 0
+    max_gap: float = 0.0
+
+    def text(self, now: float) -> None:
+        if self.first is None:
+            self.first = now
+        else:
+            self.max_gap = max(self.max_gap, now - self.last)
+        self.last = now
+        self.chunks += 1
+
+    def record(self, prompt_id: str, eval_count: int, error: str | None = None, **extra: Any) -> dict[str, Any]:
+        end = time.perf_counter()
+        return {
+            "prompt": prompt_id,
+            "sent_s": self.started,  # made relative to the level's start by run_level
+            "ttft_s": None if self.first is None else self.first - self.started,
+            "latency_s": end - self.started,
+            "itl_s": inter_token_latency(self.first, self.last, eval_count),
+            "max_gap_s": self.max_gap if self.chunks > 1 else None,
+            "chunks": self.chunks,
+            "eval_count": eval_count,
+            "error": error,
+            **extra,
+        }
+
+
+class Target(Protocol):
+    name: str
+    kind: str
+
+    async def setup(self) -> dict[str, Any]: ...
+
+    async def request(self, workload: Workload, prompt: dict[str, str]) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+    def pids(self) -> list[int]: ...
+
+
+class HttpTarget:
+    """A server speaking Ollama's native API; `pid` (if known) is its process, for CPU accounting."""
+
+    kind = "http"
+
+    def __init__(self, name: str, url: str, model: str, timeout: float = 600.0, pid: int | None = None,
+                 max_connections: int = 64):
+        self.name = name
+        self.url = url.rstrip("/")
+        self.model = model
+        self.pid = pid
+        self.client = httpx.AsyncClient(
+            base_url=self.url, timeout=httpx.Timeout(timeout, connect=30.0),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+
+    @property
+    def port(self) -> int | None:
+        parts = urlsplit(self.url)
+        return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+    async def setup(self) -> dict[str, Any]:
+        version = (await self.client.get("/api/version")).json().get("version")
+        show = await self.client.post("/api/show", json={"model": self.model})
+        shown = show.json() if show.status_code == 200 else {"error": show.text}
+        info = shown.get("model_info") or {}
+        return {
+            "kind": self.kind, "url": self.url, "version": version, "model": self.model,
+            "details": shown.get("details"), "show_error": shown.get("error"),
+            "architecture": info.get("general.architecture"),
+            "parameter_count": info.get("general.parameter_count"), "pid": self.pid,
+        }
+
+    async def request(self, workload: Workload, prompt: dict[str, str]) -> dict[str, Any]:
+        path, body = workload.http_request(self.model, prompt)
+        timer = Timer()
+        final: dict[str, Any] = {}
+        try:
+            async with self.client.stream("POST", path, json=body) as resp:
+                if resp.status_code != 200:
+                    text = (await resp.aread()).decode(errors="replace")
+                    return timer.record(prompt["id"], 0, f"HTTP {resp.status_code}: {text[:200]}")
+                async for line in resp.aiter_lines():
+                    if not line.strip():
+                        continue
+                    obj = json.loads(line)
+                    if "error" in obj:
+                        return timer.record(prompt["id"], timer.chunks, f"stream error: {obj['error']}")
+                    text = obj.get("response") or (obj.get("message") or {}).get("content") or ""
+                    if text:
+                        timer.text(time.perf_counter())
+                    if obj.get("done"):
+                        final = obj
+        except (httpx.HTTPError, json.JSONDecodeError) as err:
+            return timer.record(prompt["id"], timer.chunks, f"{type(err).__name__}: {err}")
+        if not final:
+            return timer.record(prompt["id"], timer.chunks, "stream ended without a done chunk")
+        server = {k: final.get(k) for k in ("done_reason", "prompt_eval_count", "prompt_eval_duration",
+                                            "eval_duration", "total_duration", "load_duration")}
+        return timer.record(prompt["id"], int(final.get("eval_count") or 0), server=server)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def pids(self) -> list[int]:
+        return [self.pid] if self.pid else []
+
+
+async def warm_up(target: Target, workload: Workload, n: int) -> list[dict[str, Any]]:
+    """Requests before the measurement (the first may load the model): not counted."""
+    return [await target.request(workload, workload.prompts[i % len(workload.prompts)]) for i in range(n)]
+
+
+async def run_level(target: Target, workload: Workload, concurrency: int,
+                    on_result: Callable[[dict[str, Any]], None] | None = None) -> tuple[list[dict[str, Any]], float]:
+    """R requests through C workers (at most C in flight); returns the records (in order sent) and wall time."""
+    schedule = list(enumerate(workload.schedule(concurrency)))
+    pending = iter(schedule)
+    records: list[dict[str, Any] | None] = [None] * len(schedule)
+    start = time.perf_counter()
+
+    async def worker() -> None:
+        for index, prompt in pending:  # a shared iterator: each request is taken by one worker
+            record = await target.request(workload, prompt)
+            record["index"] = index
+            record["sent_s"] -= start
+            records[index] = record
+            if on_result:
+                on_result(record)
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(schedule)))))
+    wall = time.perf_counter() - start
+    return [r for r in records if r is not None], wall
