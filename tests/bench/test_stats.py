@@ -1,0 +1,72 @@
+"""bench.stats: percentiles, level summaries and repeats, on hand-checked numbers."""
+
+import pytest
+
+from bench.stats import combine, difference, inter_token_latency, level_summary, percentile, ratio, summarize
+
+
+def test_percentile_interpolates_between_ranks_like_numpy():
+    xs = [1.0, 2.0, 3.0, 4.0]
+    assert percentile(xs, 0) == 1.0
+    assert percentile(xs, 50) == 2.5
+    assert percentile(xs, 100) == 4.0
+    assert percentile(xs, 95) == pytest.approx(3.85)  # numpy.percentile([1,2,3,4], 95)
+    assert percentile(reversed(xs), 50) == 2.5  # order does not matter
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([], 50) is None
+    with pytest.raises(ValueError):
+        percentile(xs, 101)
+
+
+def test_percentile_of_101_values_is_the_value_at_that_rank():
+    xs = list(range(101))
+    assert [percentile(xs, q) for q in (50, 95, 99)] == [50, 95, 99]
+
+
+def test_summarize_skips_missing_values():
+    s = summarize([0.2, None, 0.4, 0.6])
+    assert s["n"] == 3
+    assert s["mean"] == pytest.approx(0.4)
+    assert (s["min"], s["p50"], s["max"]) == (0.2, 0.4, 0.6)
+    assert summarize([]) == {"n": 0, "mean": None, "min": None, "p50": None, "p95": None, "p99": None, "max": None}
+
+
+def test_inter_token_latency_is_time_per_token_after_the_first():
+    assert inter_token_latency(1.0, 2.0, 11) == pytest.approx(0.1)
+    assert inter_token_latency(1.0, 1.0, 1) is None  # one token: no gap to measure
+    assert inter_token_latency(None, None, 5) is None
+
+
+def _req(ttft, latency, tokens, error=None):
+    return {"ttft_s": ttft, "latency_s": latency, "itl_s": 0.01, "max_gap_s": 0.02, "eval_count": tokens,
+            "error": error}
+
+
+def test_level_summary_throughput_counts_every_token_latency_only_successes():
+    reqs = [_req(0.1, 1.0, 64), _req(0.3, 2.0, 64), _req(None, 5.0, 10, error="HTTP 500")]
+    s = level_summary(reqs, wall_s=4.0)
+    assert s["requests"] == 3 and s["errors"] == 1
+    assert s["tokens"] == 138
+    assert s["tok_s"] == pytest.approx(138 / 4)
+    assert s["req_s"] == pytest.approx(2 / 4)
+    assert s["ttft_s"]["p50"] == pytest.approx(0.2)
+    assert s["latency_s"]["max"] == 2.0  # the failed request's 5 s is not a latency figure
+
+
+def test_combine_takes_medians_of_repeats_and_keeps_every_throughput():
+    a = level_summary([_req(0.1, 1.0, 64)], 1.0)
+    b = level_summary([_req(0.3, 3.0, 64)], 2.0)
+    c = level_summary([_req(0.2, 2.0, 64)], 4.0)
+    out = combine([a, b, c])
+    assert out["runs"] == 3
+    assert out["tok_s"] == 32.0 and out["tok_s_all"] == [64.0, 32.0, 16.0]
+    assert out["ttft_p50"] == pytest.approx(0.2)
+    assert out["latency_p95"] == pytest.approx(2.0)
+    assert combine([]) == {}
+
+
+def test_ratio_and_difference_tolerate_missing_figures():
+    assert ratio(90.0, 100.0) == 0.9
+    assert ratio(None, 100.0) is None and ratio(1.0, 0.0) is None
+    assert difference(0.12, 0.1) == pytest.approx(0.02)
+    assert difference(None, 0.1) is None
