@@ -335,6 +335,7 @@ def chat_body(body: dict[str, Any]) -> dict[str, Any]:
     options["top_p"] = 1.0 if top_p is None else top_p
     native: dict[str, Any] = {
         "model": _get(body, "model", str, "string", struct) or "",
+        "stream": bool(_get(body, "stream", bool, "bool", struct)),  # default false here
         "messages": _messages(_get(body, "messages", list, "[]openai.Message", struct) or []),
         "options": options,
         "format": _format(body),
@@ -356,6 +357,7 @@ def completion_body(body: dict[str, Any]) -> dict[str, Any]:
     logprobs = _get(body, "logprobs", int, "int", struct)
     native: dict[str, Any] = {
         "model": _get(body, "model", str, "string", struct) or "",
+        "stream": bool(_get(body, "stream", bool, "bool", struct)),
         "prompt": _get(body, "prompt", str, "string", struct) or "",
         "suffix": _get(body, "suffix", str, "string", struct) or "",
         "options": options,
@@ -544,8 +546,8 @@ async def _whole_answer(request: Request, req: CommonRequest, is_chat: bool) -> 
     return openai_json(body)
 
 
-async def _answer(request: Request, req: CommonRequest, is_chat: bool, stream: bool, include_usage: bool) -> Response:
-    if stream:
+async def _answer(request: Request, req: CommonRequest, is_chat: bool, include_usage: bool) -> Response:
+    if req.stream:
         handler = _stream_answer(request, req, is_chat, include_usage)
     else:
         handler = _whole_answer(request, req, is_chat)
@@ -560,20 +562,17 @@ async def chat_completions(request: Request) -> Response:
     struct = "ChatCompletionRequest"
     if not _get(body, "messages", list, "[]openai.Message", struct):
         raise APIError(400, "[] is too short - 'messages'")
-    stream = bool(_get(body, "stream", bool, "bool", struct))
     include_usage = _stream_options(body, struct)
     req = parse_chat(chat_body(body), request.app.state.default_keep_alive)
-    return await _answer(request, req, True, stream, include_usage)
+    return await _answer(request, req, True, include_usage)
 
 
 @openai_errors
 async def completions(request: Request) -> Response:
     body = await read_body(request)
-    struct = "CompletionRequest"
-    stream = bool(_get(body, "stream", bool, "bool", struct))
-    include_usage = _stream_options(body, struct)
+    include_usage = _stream_options(body, "CompletionRequest")
     req = parse_generate(completion_body(body), request.app.state.default_keep_alive)
-    return await _answer(request, req, False, stream, include_usage)
+    return await _answer(request, req, False, include_usage)
 
 
 def _owner(name: str, model: Any = None) -> str:
