@@ -44,6 +44,10 @@ def build(settings: EngineSettings, store: Any = None, bind_host: str | None = N
     store = store or ModelStore()
 
     def start_runner(model: Any) -> Any:
+        if "embedding" in model.capabilities:
+            from .engine.embedder import VllmEmbedder, embedder_kwargs
+
+            return VllmEmbedder.start(embedder_kwargs(settings, model))
         from .engine.runner import VllmRunner
 
         max_len = model.config.get("max_position_embeddings")

@@ -68,6 +68,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def native_routes() -> list[Route]:
+    from .embed import ROUTES as embed_routes
     from .model_routes import ROUTES as model_routes
 
     return [
@@ -78,6 +79,7 @@ def native_routes() -> list[Route]:
         Route("/api/chat", chat, methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
         *model_routes,
+        *embed_routes,
     ]
 
 
