@@ -53,7 +53,8 @@ def build(settings: EngineSettings, store: Any = None, bind_host: str | None = N
         max_len = model.config.get("max_position_embeddings")
         return VllmRunner.start(settings.engine_kwargs(str(model.path), max_len))
 
-    scheduler = Scheduler(start_runner, max_loaded=env_int("OLLAMA_MAX_LOADED_MODELS", 0) or 3)
+    scheduler = Scheduler(start_runner, max_loaded=env_int("OLLAMA_MAX_LOADED_MODELS", 0) or 3,
+                          max_queue=env_int("OLLAMA_MAX_QUEUE", 512))
     return build_app(store, scheduler, bind_host=bind_host)
 
 

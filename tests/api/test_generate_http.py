@@ -242,3 +242,22 @@ def test_disconnect_cancels_engine_request(runner, stream):
             time.sleep(0.05)
         assert runner.cancelled == 1 and runner.finished == 0
         assert app.state.scheduler.get_loaded("fake:latest").active == 0
+
+
+def test_queue_limit_answers_503_then_recovers(runner):
+    runner.delay = 0.3
+    app = fake_app(runner)
+    app.state.scheduler.max_queue = 2
+    with app_in_thread(app) as base:
+        import concurrent.futures
+
+        body = {"model": "fake", "prompt": "hi", "stream": False}
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(httpx.post, base + "/api/generate", json=body, timeout=30) for _ in range(4)]
+            results = [f.result() for f in futures]
+        statuses = sorted(r.status_code for r in results)
+        assert statuses == [200, 200, 503, 503]
+        busy = next(r for r in results if r.status_code == 503)
+        assert busy.json() == {"error": "server busy, please try again.  maximum pending requests exceeded"}
+        assert app.state.scheduler.in_flight == 0
+        assert httpx.post(base + "/api/generate", json=body, timeout=30).status_code == 200

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from ..engine.base import Chunk, Completion, EngineError
 from ..engine.parsers import THINK_OPEN, ThinkingSplitter, tool_parser_name
+from ..engine.scheduler import ServerBusy
 from ..engine.options import OptionError, max_new_tokens, parse_options, sampling_kwargs
 from ..models.names import InvalidName
 from ..models.store import ModelNotFound
@@ -45,7 +46,12 @@ class Job:
             raise APIError(404, f"model '{self.req.model}' not found") from None
 
     async def load(self, model: Any) -> None:
-        self.entry = await self.state.scheduler.acquire(model.name.lower(), model, self.req.keep_alive)
+        try:
+            self.entry = await self.state.scheduler.acquire(model.name.lower(), model, self.req.keep_alive)
+        except ServerBusy as err:
+            raise APIError(503, str(err)) from None
+        except EngineError as err:
+            raise APIError(500, str(err)) from None
         self.load_duration = max(time.perf_counter_ns() - self.arrived, 1)
 
     def release(self) -> None:

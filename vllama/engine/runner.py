@@ -17,10 +17,12 @@ _ids = itertools.count()
 class VllmRunner:
     """Each call to `complete` is its own engine request: vLLM batches them, nothing here serialises."""
 
-    def __init__(self, engine: Any, context_length: int):
+    def __init__(self, engine: Any, context_length: int, cache_bytes: int = 0, on_gpu: bool = False):
         self.engine = engine
         self.tokenizer = engine.get_tokenizer()
         self.context_length = context_length
+        self.cache_bytes = cache_bytes  # for /api/ps `size`: weights + KV cache
+        self.on_gpu = on_gpu
 
     @classmethod
     def start(cls, engine_kwargs: dict[str, Any]) -> VllmRunner:
@@ -33,7 +35,10 @@ class VllmRunner:
         # Import the tool-call machinery here, in the loading thread, not on the event loop later.
         import vllm.entrypoints.openai.chat_completion.protocol  # noqa: F401
         import vllm.tool_parsers  # noqa: F401
-        return cls(engine, engine.model_config.max_model_len)
+        from vllm.platforms import current_platform
+
+        return cls(engine, engine.model_config.max_model_len, engine_kwargs.get("kv_cache_memory_bytes") or 0,
+                   not current_platform.is_cpu())
 
     def shutdown(self) -> None:
         self.engine.shutdown()

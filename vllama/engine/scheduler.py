@@ -43,10 +43,22 @@ class Loaded:
         return self.active == 0 and self.keep_alive != FOREVER and now - self.last_used >= self.keep_alive
 
 
+class ServerBusy(EngineError):
+    """More requests in flight than OLLAMA_MAX_QUEUE allows."""
+
+
+BUSY_MESSAGE = "server busy, please try again.  maximum pending requests exceeded"
+
+
 class Scheduler:
-    def __init__(self, start_runner: Callable[[Any], Runner], max_loaded: int = 3, check_every: float = 1.0):
+    def __init__(self, start_runner: Callable[[Any], Runner], max_loaded: int = 3, check_every: float = 1.0,
+                 max_queue: int = 512):
         self._start_runner = start_runner  # blocking: LocalModel -> Runner
         self.max_loaded = max(1, max_loaded)
+        # Ollama's bound on waiting requests. vLLM admits everything into its own queue, so the bound
+        # here is on requests in flight (loading, queued in the engine, or generating).
+        self.max_queue = max(1, max_queue)
+        self.in_flight = 0
         self._loaded: dict[str, Loaded] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._reaper: asyncio.Task | None = None
@@ -61,6 +73,16 @@ class Scheduler:
     async def acquire(self, key: str, model: Any, keep_alive: float) -> Loaded:
         """The loaded model, loading it if needed; the caller must `release` it when done."""
         self._ensure_reaper()
+        if self.in_flight >= self.max_queue:
+            raise ServerBusy(BUSY_MESSAGE)
+        self.in_flight += 1
+        try:
+            return await self._acquire(key, model, keep_alive)
+        except BaseException:
+            self.in_flight -= 1
+            raise
+
+    async def _acquire(self, key: str, model: Any, keep_alive: float) -> Loaded:
         async with self._locks.setdefault(key, asyncio.Lock()):
             entry = self._loaded.get(key)
             if entry is not None and not getattr(entry.runner, "alive", True):
@@ -84,6 +106,7 @@ class Scheduler:
             return entry
 
     def release(self, entry: Loaded) -> None:
+        self.in_flight -= 1
         entry.active -= 1
         entry.last_used = time.monotonic()
         if entry.active == 0 and entry.keep_alive == 0:
