@@ -1,0 +1,134 @@
+"""Loading, keep_alive, eviction and the queue bound, with runners that only count."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from vllama.config import FOREVER
+from vllama.engine.base import EngineError
+from vllama.engine.scheduler import FOREVER_UNTIL, Scheduler, ServerBusy
+
+
+class Counting:
+    def __init__(self, name, load_seconds=0.0):
+        self.name, self.alive, self.shut = name, True, False
+        time.sleep(load_seconds)
+
+    def shutdown(self):
+        self.shut = True
+
+
+def model(name, digest="d1"):
+    return SimpleNamespace(name=name, digest=digest)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_one_load_for_concurrent_first_requests():
+    loads = []
+
+    def start(m):
+        loads.append(m.name)
+        return Counting(m.name, load_seconds=0.2)
+
+    async def go():
+        s = Scheduler(start)
+        entries = await asyncio.gather(*[s.acquire("a", model("a"), 300) for _ in range(5)])
+        assert len({id(e) for e in entries}) == 1 and entries[0].active == 5
+        for e in entries:
+            s.release(e)
+        assert s.in_flight == 0
+        await s.shutdown()
+
+    run(go())
+    assert loads == ["a"]
+
+
+def test_keep_alive_expiry_unloads_idle_models():
+    async def go():
+        s = Scheduler(lambda m: Counting(m.name), check_every=0.02)
+        e = await s.acquire("a", model("a"), 0.1)
+        runner = e.runner
+        await asyncio.sleep(0.2)
+        assert s.get_loaded("a") is not None  # in use: never unloaded
+        s.release(e)
+        await asyncio.sleep(0.3)
+        assert s.get_loaded("a") is None and runner.shut
+
+    run(go())
+
+
+def test_keep_alive_zero_and_forever():
+    async def go():
+        s = Scheduler(lambda m: Counting(m.name), check_every=0.02)
+        e = await s.acquire("a", model("a"), 0)
+        s.release(e)
+        await asyncio.sleep(0.05)
+        assert s.get_loaded("a") is None
+        e = await s.acquire("b", model("b"), FOREVER)
+        s.release(e)
+        await asyncio.sleep(0.1)
+        assert s.get_loaded("b").expires_at == FOREVER_UNTIL
+        await s.shutdown()
+
+    run(go())
+
+
+def test_max_loaded_evicts_least_recently_used_idle_model():
+    async def go():
+        s = Scheduler(lambda m: Counting(m.name), max_loaded=2)
+        a = await s.acquire("a", model("a"), 300)
+        s.release(a)
+        b = await s.acquire("b", model("b"), 300)
+        await s.acquire("c", model("c"), 300)  # b is busy, so a goes
+        assert {m.key for m in s.loaded()} == {"b", "c"}
+        with pytest.raises(EngineError):
+            await s.acquire("d", model("d"), 300)  # both busy
+        s.release(b)
+        await s.shutdown()
+
+    run(go())
+
+
+def test_changed_digest_or_dead_engine_reloads():
+    async def go():
+        s = Scheduler(lambda m: Counting(m.name))
+        e1 = await s.acquire("a", model("a", "d1"), 300)
+        s.release(e1)
+        e2 = await s.acquire("a", model("a", "d2"), 300)
+        assert e2.runner is not e1.runner and e1.runner.shut
+        s.release(e2)
+        e2.runner.alive = False
+        e3 = await s.acquire("a", model("a", "d2"), 300)
+        assert e3.runner is not e2.runner
+        s.release(e3)
+        await s.shutdown()
+
+    run(go())
+
+
+def test_queue_bound_and_failed_loads_release_their_slot():
+    def start(m):
+        if m.name == "broken":
+            raise RuntimeError("no weights")
+        return Counting(m.name)
+
+    async def go():
+        s = Scheduler(start, max_queue=2)
+        entries = [await s.acquire("a", model("a"), 300) for _ in range(2)]
+        with pytest.raises(ServerBusy):
+            await s.acquire("a", model("a"), 300)
+        for e in entries:
+            s.release(e)
+        with pytest.raises(EngineError, match="no weights"):
+            await s.acquire("broken", model("broken"), 300)
+        assert s.in_flight == 0
+        await s.shutdown()
+
+    run(go())
