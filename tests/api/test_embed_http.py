@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import math
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from tests.api.fake_engine import FakeRunner, FakeStore
 from tests.live_server import app_in_thread
 from vllama.api.app import build_app
+from vllama.engine.base import EngineError
 from vllama.engine.embedder import InputTooLong, l2_normalize
 from vllama.engine.scheduler import Scheduler
 from vllama.models.names import ModelName
@@ -32,6 +34,7 @@ class FakeEmbedder:
         self.context_length = context_length
         self.calls: list[dict[str, Any]] = []
         self.alive = True
+        self.fail = False
 
     def shutdown(self) -> None:
         pass
@@ -44,6 +47,8 @@ class FakeEmbedder:
     async def embed(self, texts, truncate=True, dimensions=None, *, normalize=True, limit=None):
         self.calls.append({"texts": list(texts), "truncate": truncate, "dimensions": dimensions,
                            "normalize": normalize, "limit": limit})
+        if self.fail:
+            raise EngineError("model runner failed: boom")
         limit = min(limit or self.context_length, self.context_length)
         counts = [len(t.split()) + 2 for t in texts]
         if any(n > limit for n in counts) and not truncate:
@@ -186,6 +191,22 @@ def test_embed_errors(url):
     r = httpx.post(url + "/api/embed", content=b"{bad")
     assert r.status_code == 400 and r.json()["error"].startswith("invalid character")
     assert httpx.get(url + "/api/embed").status_code == 405
+
+
+def test_embed_keep_alive_zero_unloads_and_engine_failure_is_500(url, embedder):
+    r = httpx.post(url + "/api/embed", json={"model": EMB, "input": "x", "keep_alive": 0})
+    assert r.status_code == 200
+    for _ in range(100):
+        if not httpx.get(url + "/api/ps").json()["models"]:
+            break
+        time.sleep(0.02)
+    assert httpx.get(url + "/api/ps").json() == {"models": []}
+    embedder.fail = True
+    for path, body in (("/api/embed", {"input": "x"}), ("/api/embeddings", {"prompt": "x"})):
+        r = httpx.post(url + path, json={"model": EMB, **body})
+        assert (r.status_code, r.json()) == (500, {"error": "model runner failed: boom"})
+    r = httpx.post(url + "/v1/embeddings", json={"model": EMB, "input": "x"})
+    assert r.status_code == 500 and r.json()["error"]["type"] == "api_error"
 
 
 def test_embedding_model_cannot_generate_or_chat(url):
