@@ -323,7 +323,8 @@ def test_message_translation(url, captured):
 @pytest.mark.parametrize("body, think", [
     ({"reasoning_effort": "none"}, False), ({"reasoning_effort": "high"}, "high"),
     ({"reasoning_effort": "xhigh"}, "max"), ({"reasoning_effort": "ultra"}, "max"),
-    ({"reasoning": {"effort": "medium"}}, "medium"), ({"reasoning": {"effort": "max"}, "reasoning_effort": "low"}, "max"),
+    ({"reasoning": {"effort": "medium"}}, "medium"),
+    ({"reasoning": {"effort": "max"}, "reasoning_effort": "low"}, "max"),
     ({}, None),
 ])
 def test_reasoning_effort(body, think):
@@ -411,7 +412,8 @@ def test_completion_not_streamed(url):
     body = r.json()
     assert body["id"].startswith("cmpl-") and body["object"] == "text_completion"
     assert body["choices"] == [{"text": "The sky", "index": 0, "finish_reason": "length"}]
-    assert body["usage"]["completion_tokens"] == 2 and body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + 2
+    usage = body["usage"]
+    assert usage["completion_tokens"] == 2 and usage["total_tokens"] == usage["prompt_tokens"] + 2
 
 
 def test_completion_stream_usage_on_every_chunk(url):

@@ -454,7 +454,8 @@ def _sse(obj: Any) -> bytes:
     return b"data: " + dumps(obj) + b"\n\n"
 
 
-async def _sse_frames(state: _Stream, chunks: AsyncIterator[dict[str, Any]], include_usage: bool) -> AsyncIterator[bytes]:
+async def _sse_frames(state: _Stream, chunks: AsyncIterator[dict[str, Any]],
+                      include_usage: bool) -> AsyncIterator[bytes]:
     called_tools = False
     try:
         async for native in chunks:
@@ -512,7 +513,7 @@ async def _stream_answer(request: Request, req: CommonRequest, is_chat: bool, in
         first = None
     state = _Stream(is_chat, req.model)
     frames = _sse_frames(state, _prepend(first, iterator), include_usage)
-    return StreamingResponse(frames, headers={"Content-Type": SSE_TYPE, "Cache-Control": "no-cache"})
+    return StreamingResponse(frames, headers={"Content-Type": SSE_TYPE})
 
 
 async def _whole_answer(request: Request, req: CommonRequest, is_chat: bool) -> Response:
