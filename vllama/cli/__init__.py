@@ -91,9 +91,20 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
     handlers[args.command](args)
 
 
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """`--keepalive -1m` is a value (forever), not an option: pass it as `--keepalive=-1m`."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--keepalive" and arg.startswith("-"):
+            out[-1] = f"--keepalive={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
     if args.command == "serve":
         serve(args)
         return
