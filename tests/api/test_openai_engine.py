@@ -111,3 +111,21 @@ def test_shapes_match_ollama_on_the_real_engine(server):
     assert shape(ours[-3]) == shape(theirs[-3])  # finish
     assert shape(ours[-2]) == shape(theirs[-2])  # usage
     assert ours[-3]["choices"][0]["finish_reason"] == "length" and ours[-2]["usage"]["completion_tokens"] == 5
+
+
+def test_logprobs(client):
+    r = client.chat.completions.create(model=SMOL, messages=QUESTION, max_tokens=4, logprobs=True, top_logprobs=2,
+                                       **GREEDY)
+    content = r.choices[0].logprobs.content
+    assert len(content) == r.usage.completion_tokens
+    assert all(len(t.top_logprobs) == 2 and t.logprob <= 0 and isinstance(t.token, str) for t in content)
+    # greedy: the sampled token is the most likely one
+    assert all(t.top_logprobs[0].logprob == pytest.approx(t.logprob) for t in content)
+    r = client.completions.create(model=SMOL, prompt="Hi", max_tokens=3, logprobs=1, **GREEDY)
+    assert len(r.choices[0].logprobs.model_extra["content"]) == r.usage.completion_tokens
+
+
+def test_tools_need_a_tools_model(client):
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+    with pytest.raises(openai.BadRequestError, match="does not support tools"):
+        client.chat.completions.create(model=SMOL, messages=QUESTION, tools=tools)
