@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import signal
 import sys
 import time
 from contextlib import nullcontext
@@ -139,8 +141,6 @@ def build_targets(args: argparse.Namespace, served: dict[str, Any] | None) -> li
 
 async def _measure(run: dict[str, Any], targets: list[Any], workload: Workload, args: argparse.Namespace,
                    display: Display) -> None:
-    import asyncio
-
     step = 0
     for c in args.levels:
         for rep in range(args.repeat):
@@ -176,6 +176,9 @@ async def run_benchmark(args: argparse.Namespace) -> int:
     }
     display = Display(enabled=not args.no_progress)
     status = 0
+    # SIGTERM (and SIGINT, through asyncio.run) cancel the run: the served vllama is stopped, and what
+    # was measured is still written.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
     serving = served_vllama(serve_argv(args), out_dir / f"{stem}-serve.log") if args.serve else nullcontext()
     try:
         with serving as served:
@@ -198,7 +201,8 @@ async def run_benchmark(args: argparse.Namespace) -> int:
             finally:
                 for target in targets:
                     await target.close()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        display.say("[bold red]interrupted[/]")
         status = 130
     except Exception as err:
         display.say(f"[bold red]benchmark failed:[/] {type(err).__name__}: {err}")

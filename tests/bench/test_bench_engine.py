@@ -59,3 +59,23 @@ def test_bench_serves_vllama_itself_next_to_the_ceiling(models_dir, tiny_folder,
     pid = run["targets"]["vllama"]["pid"]
     assert not Path(f"/proc/{pid}").exists()  # the served vllama is gone
     assert (tmp_path / "served-serve.log").exists()
+
+
+def test_sigterm_stops_the_served_vllama_and_keeps_what_was_measured(models_dir, tmp_path):
+    env = {**os.environ, "VLLAMA_MODELS": str(models_dir), **ENGINE_ENV}
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "--no-progress", "--serve", "--model", TINY,
+                             "--concurrency", "1,1,1,1,1,1,1,1", "--num-predict", "16", "--pause", "0",
+                             "--out", str(tmp_path), "--name", "cut"],
+                            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:  # the first finished level
+            if "C=1" in line:
+                break
+        proc.terminate()
+        rest = proc.communicate(timeout=120)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, rest[-2000:]
+    run = json.loads((tmp_path / "cut.json").read_text())
+    assert 1 <= len(run["levels"]) < 8
+    assert not Path(f"/proc/{run['targets']['vllama']['pid']}").exists()
