@@ -98,6 +98,11 @@ def test_batch_order_is_kept(client):
         assert close(batch[i], alone)
 
 
+def test_empty_string_in_a_batch(client):
+    r = client.embed(model=MINILM, input=["", "x"])  # "" is [CLS] [SEP]: a vector like any other
+    assert [len(v) for v in r.embeddings] == [DIM, DIM] and r.prompt_eval_count == 2 + 3
+
+
 def test_legacy_embeddings_are_not_normalised(client):
     raw = client.embeddings(model=MINILM, prompt=SIMILAR[0]).embedding
     normalised = client.embed(model=MINILM, input=SIMILAR[0]).embeddings[0]
