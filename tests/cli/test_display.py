@@ -10,7 +10,6 @@ import pytest
 from vllama.cli.display import (ProgressView, go_duration, human_bytes, human_duration, human_time, metrics_summary,
                                 parse_time, show_info, table)
 from vllama.cli.models import processor
-from vllama.cli.modelfile import ParameterError, parse_modelfile, parse_parameter
 
 
 @pytest.mark.parametrize("n, text", [
@@ -137,30 +136,3 @@ def test_progress_view_orders_bars_and_statuses():
     assert lines[0] == "pulling manifest"
     assert lines[1].startswith("pulling ababababab") and "100%" in lines[1] and "2.0/2.0 MB" in lines[1]
     assert lines[2:] == ["verifying sha256 digest", "writing manifest", "success"]
-
-
-def test_parameters_are_typed_like_ollama():
-    assert parse_parameter("num_predict", ["5"]) == 5
-    assert parse_parameter("temperature", ["0"]) == 0.0
-    assert parse_parameter("stop", ["<a>", "b"]) == ["<a>", "b"]
-    assert parse_parameter("use_mmap", ["true"]) is True
-    with pytest.raises(ParameterError, match=r"invalid int value \[five\]"):
-        parse_parameter("num_predict", ["five"])
-    with pytest.raises(ParameterError, match="unknown parameter 'colour'"):
-        parse_parameter("colour", ["red"])
-
-
-def test_modelfile():
-    mf = parse_modelfile('# comment\nFROM ./folder\nPARAMETER temperature 0.5\nPARAMETER stop "<|im_end|>"\n'
-                         'PARAMETER stop "</s>"\nSYSTEM """You are\nterse."""\nTEMPLATE "{{ .Prompt }}"\n'
-                         "LICENSE MIT\nMESSAGE user Hi\nMESSAGE assistant Hello!\n")
-    assert mf.source == "./folder"
-    assert mf.request_fields() == {
-        "parameters": {"temperature": 0.5, "stop": ["<|im_end|>", "</s>"]},
-        "template": "{{ .Prompt }}", "system": "You are\nterse.", "license": ["MIT"],
-        "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
-    }
-    with pytest.raises(ValueError, match="no FROM"):
-        parse_modelfile("SYSTEM hi\n")
-    with pytest.raises(ValueError, match="ADAPTER"):
-        parse_modelfile("FROM x\nADAPTER ./lora\n")

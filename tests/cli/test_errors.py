@@ -44,6 +44,7 @@ def test_version_with_server(bare_server, home):
 @pytest.mark.parametrize("args, text", [
     (["run"], "the following arguments are required: MODEL"),
     (["list", "--bogus"], "unrecognized arguments: --bogus"),
+    (["run", "tiny", "hi", "--bogus"], "unrecognized arguments: --bogus"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["show", "tiny", "--license", "--system"], "not allowed with argument"),
     (["run", "tiny", "--format", "yaml"], "invalid choice: 'yaml'"),

@@ -104,7 +104,11 @@ def _join_negative_values(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
-    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
+    args, extras = parser.parse_known_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
+    if extras and args.command == "run" and not any(e.startswith("-") for e in extras):
+        args.prompt += extras  # prompt words after a flag (`run m --verbose why is the sky blue`)
+    elif extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     if args.command == "serve":
         serve(args)
         return

@@ -232,12 +232,11 @@ class ProgressView:
 
     def _bars(self) -> Any:
         if self.progress is None:
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TaskProgressColumn, TextColumn,
-                                       TimeRemainingColumn, TransferSpeedColumn)
+            from rich.progress import BarColumn, DownloadColumn, Progress, TaskProgressColumn, TextColumn
 
             self.progress = Progress(
                 TextColumn("{task.description}", markup=False), TaskProgressColumn(), BarColumn(),
-                DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+                DownloadColumn(), _speed_column(), _eta_column(),
                 console=self.console, transient=False, refresh_per_second=8,
             )
             self.progress.start()
@@ -273,6 +272,39 @@ class ProgressView:
 
     def __exit__(self, *exc: Any) -> None:
         self.finish_bars()
+
+
+def _speed_column() -> Any:
+    """Bytes per second while it moves (blank until known, and for files that came in one piece)."""
+    from rich.filesize import decimal
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Speed(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{decimal(int(speed))}/s" if speed else "", style="progress.data.speed")
+
+    return Speed()
+
+
+def _eta_column() -> Any:
+    """Time left while downloading; blank once done."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Eta(ProgressColumn):
+        max_refresh = 0.5
+
+        def render(self, task: Any) -> Text:
+            left = task.time_remaining
+            if task.finished or left is None:
+                return Text("")
+            minutes, seconds = divmod(int(left), 60)
+            hours, minutes = divmod(minutes, 60)
+            return Text(f"{hours}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
+
+    return Eta()
 
 
 class Spinner:
