@@ -13,7 +13,7 @@ SMOL = "smollm2:135m"  # SmolLM2-135M-Instruct from PyPI: real answers
 MINILM = "all-minilm"  # all-MiniLM-L6-v2 from PyPI: embeddings only
 
 # Small KV caches keep two engines within a CI machine's memory.
-ENGINE_ENV = {"VLLAMA_KV_CACHE_MEMORY_BYTES": str(256 << 20), "OLLAMA_MAX_LOADED_MODELS": "2"}
+ENGINE_ENV = {"VLLAMA_KV_CACHE_MEMORY_BYTES": str(256 << 20), "OLLAMA_MAX_LOADED_MODELS": "3"}
 
 
 @pytest.fixture(scope="session")
