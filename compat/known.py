@@ -1,0 +1,38 @@
+"""Divergences the suite knows about, by id; compat/KNOWN_DIFFERENCES.md explains each one.
+
+KD-n: differences vllama keeps on purpose. Cases expect vllama's behaviour; with --against the
+      divergence from Ollama is reported as "known" instead of "fail".
+INC-n: incompatibilities in vllama's server still to be fixed. Their cases are expected failures
+       ("xfail") as long as the failure shows the text given here; any other failure fails.
+"""
+
+from __future__ import annotations
+
+KNOWN_DIFFERENCES: dict[str, str] = {
+    "KD-1": "a wrongly typed option is a 400, not Ollama's 500",
+    "KD-2": "/api/tags, /api/show, /api/ps details: format safetensors, vLLM's dtype as quantization_level",
+    "KD-3": "embeddings only from embedding models: a generation model is a 400",
+    "KD-4": "streamed chunks are not one token each",
+}
+
+# id -> (summary, a text the failure must contain for the case to count as this expected failure)
+INCOMPATIBILITIES: dict[str, tuple[str, str]] = {
+    "INC-1": ("/api/generate keep_alive 0 with an empty prompt does not unload an embedding model (400)",
+              "status 400, reference 200"),
+    "INC-2": ("tools on a model without the capability: the error names the model short, not in full",
+              "does not support tools"),
+    "INC-3": ("plain-text 404/405 and the pull error carry '; charset=utf-8' where Ollama sends none",
+              "charset=utf-8', reference"),
+    "INC-4": ("/v1/models/{unknown}: the 404 names the model with ':latest' added",
+              ":latest' not found"),
+}
+
+
+def expected_failure(xfail: str, detail: str) -> bool:
+    """Whether a failure's text is the one the incompatibility `xfail` is known to produce."""
+    summary_and_text = INCOMPATIBILITIES.get(xfail)
+    return summary_and_text is not None and summary_and_text[1] in detail
+
+
+def label(xfail: str) -> str:
+    return f"{xfail}: {INCOMPATIBILITIES[xfail][0]}" if xfail in INCOMPATIBILITIES else xfail

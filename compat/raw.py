@@ -1,0 +1,308 @@
+"""Raw HTTP cases: each recorded Ollama exchange replayed against vllama (the model name substituted),
+plus requests the recordings do not cover, from reference/ollama-api.md. With --against, every case
+goes to both servers and vllama's answer is compared with the live Ollama's instead of the recording."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import httpx
+
+from . import golden as golden_files
+from .compare import Framing, Rules, compare
+from .core import UNKNOWN_MODEL, Case, Config, Divergence, Skip, Target
+from .golden import RECORDED_MODEL, Golden, Request, Response
+
+CLIENT = "raw"
+JSON = "application/json; charset=utf-8"
+OPENAI_JSON = "application/json"
+REGISTRY = "registry.ollama.ai"
+EMBED_GOLDENS = ("20", "20b", "20c", "25")
+# Cases that change what is loaded, run after every client (the unload recordings and what follows).
+FINAL = ("32", "33")
+
+
+def full_name(model: str) -> str:
+    """Ollama's fully qualified name: host/namespace/model:tag."""
+    parts = model.split("/")
+    if ":" not in parts[-1]:
+        parts[-1] += ":latest"
+    if len(parts) == 1:
+        parts.insert(0, "library")
+    if len(parts) == 2:
+        parts.insert(0, REGISTRY)
+    return "/".join(parts)
+
+
+def json_answer(status: int, body: Any, content_type: str = JSON) -> Response:
+    return Response(status, {"content-type": content_type}, json.dumps(body).encode())
+
+
+def openai_error(status: int, message: str) -> Response:
+    kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+    return json_answer(status, {"error": {"message": message, "type": kind, "param": None, "code": None}},
+                       OPENAI_JSON)
+
+
+@dataclass
+class RawCase:
+    name: str
+    request: Request
+    expected: Response | None  # None: only meaningful against a live Ollama
+    model: str  # the name the request was given, echoed in the answer
+    rules: Rules = field(default_factory=Rules)
+    precondition: Callable[[], None] | None = None  # raises Skip when the case cannot run here
+    setup: Callable[[httpx.Client], None] | None = None  # puts a server in the state the case needs
+    xfail: str | None = None
+    known: str | None = None
+
+
+class RawSuite:
+    def __init__(self, config: Config, target: Target):
+        self.config = config
+        self.target = target
+        self.against = httpx.Client(base_url=config.against, timeout=config.timeout) if config.against else None
+        directory = golden_files.find_dir(str(config.golden_dir) if config.golden_dir else None)
+        self.golden_dir = directory
+        self.goldens: dict[str, Golden] = golden_files.load(directory) if directory and directory.is_dir() else {}
+
+    # -- building requests -----------------------------------------------------------------------
+
+    def model_for(self, key: str) -> Callable[[], str]:
+        if key in EMBED_GOLDENS:
+            return self.target.embed_model
+        return lambda: self.config.model
+
+    def substitute(self, request: Request, model: str) -> Request:
+        """The recorded model -> the model under test; num_predict / max_tokens capped."""
+        body = request.body
+        if body is not None:
+            body = body.replace(json.dumps(RECORDED_MODEL).encode(), json.dumps(model).encode())
+            body = self._cap(body)
+        return replace(request, path=request.path.replace(RECORDED_MODEL, model), body=body)
+
+    def _cap(self, body: bytes) -> bytes:
+        try:
+            obj = json.loads(body)
+        except ValueError:
+            return body  # the malformed-JSON recordings stay as they are
+        if not isinstance(obj, dict):
+            return body
+        cap = self.config.num_predict
+        options = obj.get("options")
+        changed = False
+        if isinstance(options, dict) and isinstance(options.get("num_predict"), int) and options["num_predict"] > cap:
+            options["num_predict"], changed = cap, True
+        if isinstance(obj.get("max_tokens"), int) and obj["max_tokens"] > cap:
+            obj["max_tokens"], changed = cap, True
+        return json.dumps(obj, separators=(",", ":")).encode() if changed else body
+
+    def expected_for(self, response: Response, model: str) -> Response:
+        """The recording with the model under test in place of the recorded one."""
+        body = response.body.replace(full_name(RECORDED_MODEL).encode(), full_name(model).encode())
+        body = body.replace(RECORDED_MODEL.encode(), model.encode())
+        return replace(response, body=body)
+
+    # -- cases -----------------------------------------------------------------------------------
+
+    def golden_case(self, key: str, *, patch: dict[str, Any] | None = None, name: str | None = None,
+                    model: str | None = None, **kw: Any) -> RawCase | None:
+        """The recording `key` (its request, `patch`ed, and its answer) as a case."""
+        g = self.goldens.get(key)
+        if g is None:
+            return None
+        request = _patched(g.request, patch) if patch else g.request
+        return RawCase(name or g.name, request, g.response, model or "", **{**GOLDEN_RULES.get(key, {}), **kw})
+
+    def cases(self) -> tuple[list[Case], list[Case]]:
+        """(cases to run first, cases to run after the clients)."""
+        raw = self._golden_cases() + self._extra_cases()
+        if not self.goldens:
+            where = self.golden_dir or "shared/reference/ollama-golden"
+            skip = Case(CLIENT, "recorded exchanges", lambda: _raise(Skip(
+                f"no recordings at {where}: pass --golden DIR or set {golden_files.ENV_DIR}")))
+            raw.insert(0, skip)
+        first = [c for c in raw if not _is_final(c)]
+        last = [c for c in raw if _is_final(c)]
+        return first, last
+
+    def _golden_cases(self) -> list[Case]:
+        out: list[Case] = []
+        for key, g in self.goldens.items():
+            kw = GOLDEN_RULES.get(key, {})
+            case = RawCase(g.name, g.request, g.response, "", **kw)
+            if key in ("06",):
+                case.setup = unload_all
+            if key == "14d":
+                case.precondition = self._lacks("tools")
+            if key == "14e":
+                case.precondition = self._lacks("thinking")
+            out.append(self.as_case(case, self.model_for(key)))
+        return out
+
+    def _lacks(self, capability: str) -> Callable[[], None]:
+        def check() -> None:
+            if capability in self.target.capabilities(self.config.model):
+                raise Skip(f"{self.config.model} has the {capability!r} capability; the recording shows a model without")
+        return check
+
+    def as_case(self, raw: RawCase, model: Callable[[], str]) -> Case:
+        def run() -> str:
+            if raw.precondition:
+                raw.precondition()
+            name = model()
+            return self.exchange(raw, name)
+
+        return Case(CLIENT, raw.name, run, xfail=raw.xfail, known=raw.known)
+
+    def exchange(self, raw: RawCase, model: str) -> str:
+        request = self.substitute(raw.request, model)
+        echoed = raw.model or model
+        rules = replace(raw.rules, expected_model=echoed)
+        if self.against is not None:
+            if raw.setup:
+                raw.setup(self.against)
+            expected = send(self.against, request)
+            reference = "Ollama at --against"
+        elif raw.expected is not None:
+            expected = self.expected_for(raw.expected, echoed)
+            reference = "the recording"
+        else:
+            raise Skip("no recording: runs only with --against")
+        if raw.setup:
+            raw.setup(self.target.http)
+        actual = send(self.target.http, request)
+        try:
+            lines = compare(expected, actual, rules)
+        except Framing as err:
+            lines = [str(err)]
+        if lines:
+            raise Divergence([f"{request.method} {request.path}: differs from {reference}:", *lines])
+        return ""
+
+    def _extra_cases(self) -> list[Case]:
+        m = self.config.model
+        extras: list[RawCase | None] = [
+            RawCase("head-api-tags", Request("HEAD", "/api/tags"), Response(200, {"content-type": JSON}, b""), ""),
+            RawCase("head-api-version", Request("HEAD", "/api/version"), Response(200, {"content-type": JSON}, b""), ""),
+            # keep_alive as a Go duration string, and the unitless string Go rejects
+            self.golden_case("07", patch={"keep_alive": "10m"}, name="generate-keep-alive-10m"),
+            RawCase("generate-keep-alive-unitless", _post("/api/generate", {
+                "model": RECORDED_MODEL, "prompt": "hi", "keep_alive": "300", "stream": False}),
+                json_answer(400, {"error": 'time: missing unit in duration "300"'}), ""),
+            self.golden_case("12", patch={"keep_alive": -1}, name="chat-keep-alive-negative"),
+            # options clients still send although Ollama retired them
+            self.golden_case("07", name="generate-retired-options", patch={"options": {
+                "mirostat": 1, "mirostat_eta": 0.1, "mirostat_tau": 5.0, "tfs_z": 1.0, "penalize_newline": True,
+                "num_gqa": 1, "low_vram": False, "f16_kv": True, "vocab_only": False, "use_mlock": False}}),
+            self.golden_case("12", patch={"tools": []}, name="chat-tools-empty"),
+            self.golden_case("07", patch={"format": ""}, name="generate-format-empty"),
+            self.golden_case("12", patch={"format": ""}, name="chat-format-empty"),
+            # what the Go CLI sends: empty strings and nulls for unset fields
+            self.golden_case("07", name="generate-empty-and-null-fields", patch={
+                "suffix": "", "system": "", "template": "", "images": None, "context": None, "think": None}),
+            self.golden_case("12", patch={"think": False}, name="chat-think-false"),
+            # names: case-insensitive, echoed as sent
+            self.golden_case("12", patch={"model": m.upper()}, name="chat-name-case-insensitive", model=m.upper()),
+            self.golden_case("05", patch={"model": DROP, "name": RECORDED_MODEL}, name="show-legacy-name"),
+            # a body without Content-Type: application/json (curl -d sends form-encoded)
+            self.golden_case("12", patch={"headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+                             name="chat-form-encoded-body"),
+            RawCase("generate-option-type-error", _post("/api/generate", {
+                "model": RECORDED_MODEL, "prompt": "hi", "stream": False, "options": {"temperature": "hot"}}),
+                json_answer(400, {"error": 'option "temperature" must be of type float32'}), "", known="KD-1"),
+            RawCase("chat-think-invalid", _post("/api/chat", {
+                "model": RECORDED_MODEL, "messages": [{"role": "user", "content": "hi"}], "think": "x",
+                "stream": False}),
+                json_answer(400, {"error": 'invalid think value: "x" (must be "high", "medium", "low", "max", '
+                                           'true, or false)'}), ""),
+            RawCase("generate-top-logprobs-out-of-range", _post("/api/generate", {
+                "model": RECORDED_MODEL, "prompt": "hi", "top_logprobs": 21, "stream": False}),
+                json_answer(400, {"error": "top_logprobs must be between 0 and 20"}), ""),
+            RawCase("generate-raw-with-system", _post("/api/generate", {
+                "model": RECORDED_MODEL, "prompt": "hi", "raw": True, "system": "x", "stream": False}),
+                json_answer(400, {"error": "raw mode does not support template, system, or context"}), ""),
+            RawCase("show-missing-model", _post("/api/show", {}),
+                    json_answer(400, {"error": "model is required"}), ""),
+            RawCase("embed-unknown-model", _post("/api/embed", {"model": UNKNOWN_MODEL, "input": "hi"}),
+                    json_answer(404, {"error": f"model '{UNKNOWN_MODEL}' not found"}), ""),
+            RawCase("embeddings-unknown-model", _post("/api/embeddings", {"model": UNKNOWN_MODEL, "prompt": "hi"}),
+                    json_answer(404, {"error": f'model "{UNKNOWN_MODEL}" not found, try pulling it first'}), ""),
+            RawCase("embed-with-a-generation-model", _post("/api/embed", {"model": RECORDED_MODEL, "input": "hi"}),
+                    json_answer(400, {"error": f'"{RECORDED_MODEL}" does not support embeddings'}), "",
+                    known="KD-3"),
+            RawCase("v1-chat-empty-messages", _post("/v1/chat/completions", {"model": RECORDED_MODEL, "messages": []}),
+                    openai_error(400, "[] is too short - 'messages'"), ""),
+            # Ollama turns the path into a show request, whose 404 names the model as sent (recording 05c)
+            RawCase("v1-models-unknown", Request("GET", f"/v1/models/{UNKNOWN_MODEL}"),
+                    openai_error(404, f"model '{UNKNOWN_MODEL}' not found"), "", xfail="INC-4"),
+            RawCase("pull-invalid-name", _post("/api/pull", {"model": "bad name!", "stream": False}),
+                    json_answer(400, {"error": "invalid model name"}), ""),
+            RawCase("delete-missing-model", Request("DELETE", "/api/delete", {"Content-Type": "application/json"},
+                                                    b"{}"),
+                    json_answer(400, {"error": "model is required"}), ""),
+        ]
+        if self.config.embed_model:
+            # `ollama stop` on an embedding model: Ollama unloads before it checks capabilities
+            extras.append(self.golden_case("32", name="generate-unload-embedding-model",
+                                           model=self.config.embed_model, xfail="INC-1",
+                                           patch={"model": self.config.embed_model}))
+        return [self.as_case(c, lambda: m) for c in extras if c is not None]
+
+
+def _raise(err: Exception) -> None:
+    raise err
+
+
+def _is_final(case: Case) -> bool:
+    return case.name.split("-", 1)[0] in FINAL
+
+
+def _post(path: str, body: Any) -> Request:
+    return Request("POST", path, {"Content-Type": "application/json"}, json.dumps(body).encode())
+
+
+DROP = object()  # in a patch: remove the field
+
+
+def _patched(request: Request, patch: dict[str, Any]) -> Request:
+    """A recorded request with fields set (DROP removes one); `headers` replaces the headers."""
+    patch = dict(patch)
+    headers = patch.pop("headers", None)
+    body = json.loads(request.body) if request.body else {}
+    for key, value in patch.items():
+        if value is DROP:
+            body.pop(key, None)
+        else:
+            body[key] = copy.deepcopy(value)
+    return replace(request, body=json.dumps(body).encode(),
+                   headers=headers if headers is not None else dict(request.headers))
+
+
+def send(client: httpx.Client, request: Request) -> Response:
+    r = client.request(request.method, request.path, headers=request.headers, content=request.body)
+    return Response(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content)
+
+
+def unload_all(client: httpx.Client) -> None:
+    """Nothing loaded: `keep_alive: 0` with an empty prompt for every model in /api/ps."""
+    for entry in client.get("/api/ps").json().get("models") or []:
+        client.post("/api/generate", json={"model": entry["model"], "keep_alive": 0})
+
+
+# Per recording: values that depend on the machine, paths compared by kind only, keys that must be there.
+GOLDEN_RULES: dict[str, dict[str, Any]] = {
+    "14d": {"xfail": "INC-2"},
+    # the recording machine had no DNS: the error text says so
+    "18": {"rules": Rules(ignore_values=frozenset({"error"})), "xfail": "INC-3"},
+    "18b": {"rules": Rules(ignore_values=frozenset({"error"}))},
+    # model_info holds the model's own metadata keys; these three are what clients read
+    "05": {"rules": Rules(opaque=frozenset({"$.model_info"}),
+                          required={"$.model_info": ("general.architecture", "general.parameter_count")})},
+    "26": {"xfail": "INC-3"},
+    "27": {"xfail": "INC-3"},
+}
