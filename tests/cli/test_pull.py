@@ -81,9 +81,10 @@ def test_pull_draws_live_bars_in_a_terminal(env, hub):
         assert child.exitstatus == 0
         screen = [line for line in re.split(r"[\r\n]+", ANSI.sub("", child.before)) if line.strip()]
         assert screen[0] == "pulling manifest" and screen[-1] == "success"
-        moving = [m for line in screen if (m := BAR.fullmatch(line.strip()))]
-        percents = [int(m.group(1)) for m in moving]
-        assert any(0 < p < 100 for p in percents) and percents[-1] == 100  # redrawn while it downloads
+        moving = [int(m.group(1)) for line in screen if (m := BAR.fullmatch(line.strip()))]
+        assert any(0 < p < 100 for p in moving)  # redrawn while it downloads, with speed and time left
+        done = [line for line in screen if re.fullmatch(r"pulling [0-9a-f]{12}\s+100%\s+\S+\s+2\.0/2\.0 MB.*", line)]
+        assert done and screen.index(done[-1]) > screen.index(next(line for line in screen if BAR.fullmatch(line.strip())))
     finally:
         hub.delay, hub.chunk = 0.0, 64 * 1024
 

@@ -3,7 +3,9 @@ in a real terminal (pexpect), including Ctrl+C in the middle of an answer; then 
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import sys
 import time
 
@@ -11,8 +13,9 @@ import httpx
 import pexpect
 import pytest
 
-from tests.cli.conftest import SHORT_PREDICT, assert_one_error_line, vllama
-from tests.conftest import SMOL
+from tests.cli.conftest import SHORT_PREDICT, assert_one_error_line, cli_env, vllama
+from tests.conftest import ENGINE_ENV, SMOL
+from tests.live_server import free_port
 
 pytestmark = pytest.mark.engine
 PROMPT = "Tell me about the sea."
@@ -178,3 +181,27 @@ def test_ps_and_stop(env, short_model):
 
 def test_run_errors(env):
     assert_one_error_line(vllama("run", "tiny", "hi", "--think", "maybe", env=env), 'invalid --think value "maybe"')
+
+
+def test_run_starts_a_server_when_none_answers(models_dir, short_model, home):
+    """Right after install nothing is running: `vllama run MODEL PROMPT` starts `vllama serve` itself."""
+    port = free_port()
+    env = cli_env(f"127.0.0.1:{port}", home, VLLAMA_MODELS=str(models_dir), HF_HUB_OFFLINE="1", **ENGINE_ENV)
+    del env["VLLAMA_NO_AUTOSTART"]
+    pid_file = home / ".vllama" / "serve.pid"
+    try:
+        result = vllama("run", short_model, "Hello", env=env, timeout=400)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.startswith(f"Started a vllama server in the background on http://127.0.0.1:{port}")
+        assert result.stdout.strip()
+    finally:
+        if pid_file.exists():
+            pid = int(pid_file.read_text())
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.2)
