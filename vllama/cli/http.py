@@ -155,14 +155,17 @@ def start_server(client: Client) -> Path:
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "vllama", "serve"], stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-    (folder / "serve.pid").write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + AUTOSTART_WAIT
     while True:
         code = proc.poll()
         if code is not None:
+            with contextlib.suppress(CLIError):
+                if client.heartbeat():  # another command started one at the same moment: use it
+                    return log_path
             raise CLIError(f"the background server stopped with exit status {code}; see {log_path}")
         with contextlib.suppress(CLIError):
             if client.heartbeat():
+                (folder / "serve.pid").write_text(f"{proc.pid}\n")
                 proc.returncode = 0  # it runs on by design: keep Popen from warning about it
                 return log_path
         if time.monotonic() > deadline:
