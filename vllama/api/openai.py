@@ -30,7 +30,7 @@ from starlette.routing import Route
 from ..models.names import InvalidName, ModelName
 from ..models.store import ModelNotFound
 from .disconnect import until_disconnect
-from .errors import APIError, dumps, read_json
+from .errors import APIError, dumps, parse_json, read_raw
 from .generate import Job, _resolve, open_stream
 from .schemas import ChatRequest, CommonRequest, parse_chat, parse_generate
 
@@ -85,9 +85,10 @@ def openai_errors(handler: Handler) -> Handler:
 
 async def read_body(request: Request) -> dict[str, Any]:
     """The JSON body; gin's ShouldBindJSON says `EOF` for an empty one."""
-    if not (await request.body()).strip():
+    raw = await read_raw(request)
+    if not raw.strip():
         raise APIError(400, "EOF")
-    return await read_json(request)
+    return parse_json(raw)
 
 
 # -- request translation ------------------------------------------------------------------------
@@ -106,6 +107,8 @@ def _get(body: dict[str, Any], key: str, kind: type, go_type: str, struct: str) 
         return None
     ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) >= 1e300:  # float() overflows: Go's decoder refuses such a number too
+            raise APIError(400, f"json: cannot unmarshal number into Go struct field {struct}.{key} of type {go_type}")
         return float(value)
     if ok:
         return value
