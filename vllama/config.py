@@ -102,6 +102,8 @@ def parse_go_duration(text: str) -> float:
 
 
 FOREVER = float("inf")
+# Go's time.Duration tops out at 2^63-1 ns (about 292 years): anything longer means "forever".
+MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
 
 
 def keep_alive_seconds(value: object, default: float) -> float:
@@ -111,12 +113,12 @@ def keep_alive_seconds(value: object, default: float) -> float:
     if isinstance(value, bool):
         raise ValueError("keep_alive must be a duration")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        seconds = float(value) if abs(value) < 1e300 else float("inf")  # float(10**400) overflows
     elif isinstance(value, str):
         seconds = parse_go_duration(value) if value else default
     else:
         raise ValueError("keep_alive must be a duration")
-    return FOREVER if seconds < 0 else seconds
+    return FOREVER if seconds < 0 or seconds > MAX_DURATION_SECONDS else seconds
 
 
 def default_keep_alive() -> float:

@@ -41,16 +41,21 @@ class Options:
         return n if n and n > 0 else None
 
 
+def _finite(value: int | float) -> bool:
+    # an integer too large for a float (10**400) is as unusable as inf, and math.isfinite raises on it
+    return abs(value) < 1e300 if isinstance(value, int) else math.isfinite(value)
+
+
 def _check(key: str, value: Any) -> Any:
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if key in _INT:
-        if not is_number or not math.isfinite(value):
+        if not is_number or not _finite(value):
             raise OptionError(f'option "{key}" must be of type integer')
         return int(value)  # Go truncates 2048.7 -> 2048
     if key in _FLOAT:
         if not is_number:
             raise OptionError(f'option "{key}" must be of type float32')
-        if not math.isfinite(value):
+        if not _finite(value):
             raise OptionError(f'option "{key}" must be a finite number')
         return float(value)
     if key in _BOOL:
