@@ -81,8 +81,9 @@ class Job:
             raise APIError(400, "the input length exceeds the context length")
         # Keep the head (BOS, system) and the most recent tail, leaving room to answer.
         room = min(num_predict if num_predict > 0 else ctx // 4, ctx // 2)
-        tail = ctx - room - NUM_KEEP
-        return ids[:NUM_KEEP] + ids[-tail:]
+        budget = max(ctx - room, 1)  # a tiny num_ctx still leaves one prompt token, never a negative slice
+        keep = min(NUM_KEEP, budget - 1)
+        return ids[:keep] + ids[-(budget - keep):]
 
     def final_fields(self, last: Chunk) -> dict[str, Any]:
         return {
