@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..engine.options import OptionError, parse_options
 from ..models import info
 from ..models.names import InvalidName, ModelName
 from ..models.pull import PullError, pull
@@ -40,6 +41,16 @@ def _parse(text: str, message: str = "invalid model name") -> ModelName:
         return ModelName.parse(text)
     except InvalidName:
         raise APIError(400, message) from None
+
+
+NAME_MAX = 255  # bytes in one file name: each part of a model name becomes a directory or file
+
+
+def _writable(name: ModelName, message: str = "invalid model name") -> ModelName:
+    """A name the store can write: Ollama's grammar allows a 350-character host, Linux 255 bytes."""
+    if any(len(part.encode()) > NAME_MAX for part in name.parts):
+        raise APIError(400, message)
+    return name
 
 
 def _go_quote(text: str) -> str:
@@ -76,7 +87,7 @@ async def _answer(request: Request, events: Events, stream: bool) -> Response:
 
 async def pull_model(request: Request) -> Response:
     body = await read_json(request)
-    name = _parse(_requested_model(body))
+    name = _writable(_parse(_requested_model(body)))
     stream = field(body, "stream", bool, True)
     return await _answer(request, pull(_store(request), name), stream)
 
@@ -128,6 +139,7 @@ async def copy_model(request: Request) -> Response:
     destination = field(body, "destination", str, "").strip()
     src = _parse(source, f"source {_go_quote(source)} is invalid")
     dst = _parse(destination, f"destination {_go_quote(destination)} is invalid")
+    _writable(dst, f"destination {_go_quote(destination)} is invalid")
     try:
         await asyncio.to_thread(_store(request).copy, src, dst)
     except ModelNotFound:
@@ -137,30 +149,59 @@ async def copy_model(request: Request) -> Response:
 
 # -- create -----------------------------------------------------------------------------------
 
+def _create_field_error(key: str, value: Any, go_type: str) -> APIError:
+    kind = {str: "string", bool: "bool", list: "array", dict: "object"}.get(type(value), "number")
+    return APIError(400, f"json: cannot unmarshal {kind} into Go struct field CreateRequest.{key} of type {go_type}")
+
+
 def _modelfile_fields(body: dict[str, Any]) -> dict[str, Any]:
-    """The Modelfile-level settings `create` may carry, kept in the manifest for show and the engine."""
+    """The Modelfile-level settings `create` may carry, kept in the manifest for show and the engine.
+
+    They are type-checked here: a manifest holding a wrong type would break every later show and
+    generate of the model, long after the create that stored it."""
     extra: dict[str, Any] = {}
     for key in _MODELFILE_FIELDS:
         value = body.get(key)
         if value in (None, "", [], {}):
             continue
+        if key in ("template", "system") and not isinstance(value, str):
+            raise _create_field_error(key, value, "string")
         if key == "license" and isinstance(value, list):
-            value = "\n".join(str(v) for v in value)
-        if key == "parameters" and not isinstance(value, dict):
-            raise APIError(400, "parameters must be an object")
-        if key == "messages" and not isinstance(value, list):
-            raise APIError(400, "messages must be an array")
+            if not all(isinstance(v, str) for v in value):
+                raise _create_field_error(key, value, "string")
+            value = "\n".join(value)
+        if key == "license" and not isinstance(value, str):
+            raise _create_field_error(key, value, "string")
+        if key == "parameters":
+            if not isinstance(value, dict):
+                raise APIError(400, "parameters must be an object")
+            try:
+                parse_options(value)
+            except OptionError as err:
+                raise APIError(400, str(err)) from None
+        if key == "messages":
+            if not isinstance(value, list):
+                raise APIError(400, "messages must be an array")
+            for message in value:
+                if not isinstance(message, dict) or not all(
+                        isinstance(message.get(k), (str, type(None))) for k in ("role", "content")):
+                    raise APIError(400, "json: cannot unmarshal into Go struct field CreateRequest.messages "
+                                        "of type api.Message")
         extra[key] = value
     return extra
 
 
 def _checked_files(store: ModelStore, files: dict[str, Any]) -> dict[str, str]:
+    """Paths that can all be laid out in one folder (each a relative path the filesystem takes,
+    none both a file and another's directory) and digests of blobs already uploaded."""
     checked = {}
     for path, digest in files.items():
         try:
             path = safe_relpath(path)
         except ValueError:
             raise APIError(400, "file path must be relative") from None
+        if len(path.encode()) > 1024 or any(len(part.encode()) > NAME_MAX for part in path.split("/")):
+            raise APIError(400, f"file path {_go_quote(path[:80])} is too long")
         try:
             parse_digest(digest)
         except ValueError:
@@ -168,6 +209,10 @@ def _checked_files(store: ModelStore, files: dict[str, Any]) -> dict[str, str]:
         if not store.has_blob(digest):
             raise APIError(400, f"blob {_go_quote(digest)} not found; upload it with POST /api/blobs/{digest}")
         checked[path] = digest
+    folders = {"/".join(parts[:i]) for parts in (p.split("/") for p in checked) for i in range(1, len(parts))}
+    for path in checked:
+        if path in folders:
+            raise APIError(400, f"file path {_go_quote(path)} is both a file and a folder")
     return checked
 
 
@@ -176,7 +221,7 @@ async def create_model(request: Request) -> Response:
     text = _requested_model(body)
     if not text:
         raise APIError(400, "model is required")
-    name = _parse(text)
+    name = _writable(_parse(text))
     stream = field(body, "stream", bool, True)
     source = field(body, "from", str, "").strip()
     files = field(body, "files", dict, {})
