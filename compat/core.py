@@ -66,8 +66,8 @@ class Result:
 class Divergence(AssertionError):
     """Differences between vllama's answer and the reference (a recording or a live Ollama)."""
 
-    def __init__(self, lines: list[str]):
-        super().__init__("; ".join(lines))
+    def __init__(self, where: str, lines: list[str]):
+        super().__init__(f"{where}: " + "; ".join(lines))
         self.lines = lines
 
 
@@ -132,7 +132,8 @@ def run_case(case: Case) -> Result:
         status, detail = PASS, str(note or "")
         if case.xfail:
             status, detail = XPASS, f"{known.label(case.xfail)} is expected to fail but passes: drop the mark"
-    return Result(case.client, case.name, status, detail, time.perf_counter() - start, error)
+    one_line = detail.replace("\r", "").replace("\n", "\\n")  # a table row per case
+    return Result(case.client, case.name, status, one_line, time.perf_counter() - start, error)
 
 
 def _describe(err: Exception) -> str:

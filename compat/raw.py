@@ -181,7 +181,7 @@ class RawSuite:
         except Framing as err:
             lines = [str(err)]
         if lines:
-            raise Divergence([f"{request.method} {request.path}: differs from {reference}:", *lines])
+            raise Divergence(f"{request.method} {request.path} differs from {reference}", lines)
         return ""
 
     def _extra_cases(self) -> list[Case]:
