@@ -270,13 +270,16 @@ DROP = object()  # in a patch: remove the field
 
 
 def _patched(request: Request, patch: dict[str, Any]) -> Request:
-    """A recorded request with fields set (DROP removes one); `headers` replaces the headers."""
+    """A recorded request with fields set (DROP removes one, an object is merged into the recorded
+    one); `headers` replaces the headers."""
     patch = dict(patch)
     headers = patch.pop("headers", None)
     body = json.loads(request.body) if request.body else {}
     for key, value in patch.items():
         if value is DROP:
             body.pop(key, None)
+        elif isinstance(value, dict) and isinstance(body.get(key), dict):
+            body[key] = {**body[key], **copy.deepcopy(value)}  # options: added to the recorded ones
         else:
             body[key] = copy.deepcopy(value)
     return replace(request, body=json.dumps(body).encode(),
