@@ -9,6 +9,7 @@ between this and vllama is vllama's serving path: HTTP, JSON, the scheduler and 
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import os
@@ -99,9 +100,12 @@ class CeilingTarget:
         return timer.record(prompt["id"], count, server={"done_reason": reason, "prompt_eval_count": len(ids)})
 
     async def close(self) -> None:
-        if self.runner is not None:
-            await asyncio.to_thread(self.runner.shutdown)
-            self.runner = None
+        runner, self.runner = self.runner, None
+        if runner is not None:
+            await asyncio.to_thread(runner.shutdown)
+            del runner
+            await asyncio.sleep(0)  # let the cancelled output handler finish, then collect the engine now:
+            gc.collect()  # its __del__ at interpreter exit finds vLLM's modules half torn down
 
     def pids(self) -> list[int]:
         """The engine core runs in processes this one started: counted as the ceiling's CPU."""

@@ -139,6 +139,17 @@ def build_targets(args: argparse.Namespace, served: dict[str, Any] | None) -> li
     return targets
 
 
+async def wait_for_quiet(groups: dict[str, list[int]], limit_s: float, window_s: float = 3.0) -> float:
+    """On a shared machine: wait (at most `limit_s`) for 3 s in which others use under 10 % of the CPU."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        before = Snapshot.take()
+        await asyncio.sleep(window_s)
+        if not cpu_usage(before, Snapshot.take(), groups)["noisy"]:
+            break
+    return round(time.monotonic() - started, 1)
+
+
 async def _measure(run: dict[str, Any], targets: list[Any], workload: Workload, args: argparse.Namespace,
                    display: Display) -> None:
     step = 0
@@ -150,13 +161,14 @@ async def _measure(run: dict[str, Any], targets: list[Any], workload: Workload, 
                 await asyncio.sleep(args.pause)
                 groups = {t.name: t.pids() for t in targets}
                 groups["bench"] = [os.getpid()]
+                waited = await wait_for_quiet(groups, args.wait_quiet)
                 on_result = display.level(target.name, c, workload.n_requests(c))
                 before = Snapshot.take()
                 records, wall = await run_level(target, workload, c, on_result)
                 after = Snapshot.take()
                 level = {"target": target.name, "concurrency": c, "repeat": rep, "wall_s": wall,
                          "summary": level_summary(records, wall), "cpu": cpu_usage(before, after, groups),
-                         "loadavg": list(os.getloadavg()), "requests": records}
+                         "loadavg": list(os.getloadavg()), "waited_for_quiet_s": waited, "requests": records}
                 run["levels"].append(level)
                 display.done(level)
 

@@ -48,3 +48,15 @@ def test_per_target_model_names_and_pids():
                        "--model-for", "ollama=smollm2:135m-q4", "--pid", "ollama=77"])
     (ollama,) = build_targets(args, None)
     assert ollama.model == "smollm2:135m-q4" and ollama.pid == 77
+
+
+def test_wait_for_quiet_stops_at_the_first_quiet_window(monkeypatch):
+    import asyncio
+
+    import bench.session as session
+
+    verdicts = iter([True, True, False])
+    monkeypatch.setattr(session, "cpu_usage", lambda a, b, groups: {"noisy": next(verdicts)})
+    waited = asyncio.run(session.wait_for_quiet({"bench": [1]}, limit_s=10, window_s=0.01))
+    assert 0.02 <= waited < 1
+    assert asyncio.run(session.wait_for_quiet({}, limit_s=0)) == 0
