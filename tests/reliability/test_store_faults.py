@@ -1,0 +1,211 @@
+"""Faults during model management: pulls cut at random points, a disk that fills up mid-pull, a
+delete racing a pull of the same model. After each, the store is consistent (every manifest names
+blobs that exist and hash to their names, every snapshot links to them, nothing unreadable) and
+usable (the next pull completes and the model generates)."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import random
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.fake_engine import FakeRunner
+from tests.live_server import app_in_thread
+from tests.models.fake_repo import write_tiny_model
+from tests.models.hub_stand_in import HubStandIn
+from vllama.api.app import build_app
+from vllama.engine.scheduler import Scheduler
+from vllama.models import pull as pull_module
+from vllama.models.store import ModelStore
+
+REPO = "acme/Tiny-Instruct"
+WEIGHTS = "model.safetensors"
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    stand_in = HubStandIn(delay=0.01, chunk=16 * 1024).start()  # the weights (512 KB) take about 0.3 s
+    stand_in.add_folder(REPO, write_tiny_model(tmp_path / "remote", rows=2000))
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"models": {"tiny": {"latest": REPO}}}))
+    monkeypatch.setenv("VLLAMA_CATALOG", str(catalog))
+    monkeypatch.setenv("HF_ENDPOINT", stand_in.url)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    yield stand_in
+    stand_in.stop()
+
+
+def serve(root: Path):
+    store = ModelStore(root)
+    return store, app_in_thread(build_app(store, Scheduler(lambda m: FakeRunner(), check_every=0.05), keep_alive=300.0))
+
+
+def assert_consistent(store: ModelStore) -> list[str]:
+    """Every manifest loads, its blobs exist with the right content, its snapshot links to them."""
+    names = []
+    for name, path in store._manifest_paths():
+        model = store.get(name)  # raises on a manifest that cannot be served
+        for f in model.files:
+            blob = store.blob_path(f["digest"])
+            assert blob.is_file(), f"{name}: {f['path']} names missing blob {f['digest']}"
+            assert "sha256:" + hashlib.sha256(blob.read_bytes()).hexdigest() == f["digest"]
+            assert (model.path / f["path"]).resolve() == blob.resolve()
+        names.append(model.name)
+    for blob in store.blobs_dir.glob("sha256-*") if store.blobs_dir.is_dir() else []:
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name[7:], f"corrupt blob {blob.name}"
+    assert len(store.list()) == len(names)
+    return names
+
+
+def usable(url: str, store: ModelStore, name: str = "tiny") -> None:
+    r = httpx.post(url + "/api/pull", json={"model": name, "stream": False}, timeout=60)
+    assert r.json() == {"status": "success"}, r.text
+    assert_consistent(store) == ["tiny:latest"]
+    r = httpx.post(url + "/api/generate", json={"model": name, "prompt": "hi", "stream": False}, timeout=30)
+    assert r.status_code == 200 and r.json()["done"] is True
+
+
+def _wait_for_pulls_to_stop(store: ModelStore, timeout: float = 15) -> None:
+    """An abandoned pull's worker thread finishes its chunk and stops; wait until partial/ is still."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        now = sorted((p.name, p.stat().st_size) for p in store.partial_dir.glob("*")) \
+            if store.partial_dir.is_dir() else []
+        if now == last:
+            return
+        last = now
+        time.sleep(0.3)
+
+
+def test_pulls_cut_at_random_points(tmp_path, hub):
+    """The client goes away after a random time, four times; then a pull runs to the end."""
+    rng = random.Random(20240607)
+    store, served = serve(tmp_path / "models")
+    with served as url:
+        for _ in range(4):
+            cut = rng.uniform(0.0, 0.5)
+            with httpx.stream("POST", url + "/api/pull", json={"model": "tiny"}, timeout=30) as r:
+                start = time.monotonic()
+                for _line in r.iter_lines():
+                    if time.monotonic() - start > cut:
+                        break
+            _wait_for_pulls_to_stop(store)
+            names = assert_consistent(store)
+            assert names in ([], ["tiny:latest"])
+        usable(url, store)  # resuming from what the cut pulls left (tests/models/test_pull.py checks the Range)
+
+
+def test_hub_drops_connections_at_random_points(tmp_path, hub):
+    rng = random.Random(7)
+    store, served = serve(tmp_path / "models")
+    weights = hub.repos[REPO].files[WEIGHTS]
+    key = WEIGHTS
+    with served as url:
+        for _ in range(2):
+            hub.drop_after[key] = rng.randrange(1, len(weights))
+            r = httpx.post(url + "/api/pull", json={"model": "tiny", "stream": False}, timeout=60)
+            assert r.json() == {"status": "success"}, r.text
+            assert_consistent(store) == ["tiny:latest"]
+            httpx.request("DELETE", url + "/api/delete", json={"model": "tiny"})
+            assert assert_consistent(store) == []
+        usable(url, store)
+
+
+# -- a full disk --------------------------------------------------------------------------------
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                              capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def _check_full_disk_failure(url: str, store: ModelStore) -> None:
+    r = httpx.post(url + "/api/pull", json={"model": "tiny", "stream": False}, timeout=60)
+    assert r.status_code == 500 and "No space left on device" in r.json()["error"], r.text
+    with httpx.stream("POST", url + "/api/pull", json={"model": "tiny"}, timeout=60) as r:
+        lines = [json.loads(line) for line in r.iter_lines()]
+    assert "No space left on device" in lines[-1]["error"] and not any(x.get("status") == "success" for x in lines)
+    assert assert_consistent(store) == []
+    assert httpx.get(url + "/api/tags").json() == {"models": []}
+    assert httpx.head(url + "/").status_code == 200
+
+
+def test_disk_fills_up_during_a_pull(tmp_path, hub):
+    """On a 256 KiB tmpfs the 512 KB weights cannot land; more room, and the same pull completes."""
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "256k"):
+        pytest.skip("mounting a tmpfs is not permitted here (test_disk_full_simulated covers the same path)")
+    try:
+        store, served = serve(disk / "models")
+        with served as url:
+            _check_full_disk_failure(url, store)
+            # the partial download stays (to resume), so the disk stays full until the operator acts
+            assert subprocess.run(["mount", "-o", "remount,size=4m", str(disk)]).returncode == 0
+            usable(url, store)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_disk_full_simulated(tmp_path, hub, monkeypatch):
+    """The same failure where mounting is not allowed: the download's writes fail with ENOSPC."""
+    real_fetch = pull_module.Downloader._fetch
+    head = hub.repos[REPO].files[WEIGHTS][:100_000]
+
+    def full(self, url, dest, have):
+        if dest.name.startswith("sha256-"):  # the weights; small files go through first
+            dest.write_bytes(head)  # what fitted before the disk was full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fetch(self, url, dest, have)
+
+    monkeypatch.setattr(pull_module.Downloader, "_fetch", full)
+    store, served = serve(tmp_path / "models")
+    with served as url:
+        _check_full_disk_failure(url, store)
+        monkeypatch.setattr(pull_module.Downloader, "_fetch", real_fetch)
+        usable(url, store)
+
+
+# -- delete racing pull ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("when", [0.0, 0.15, 0.4])
+def test_delete_during_pull_of_the_same_model(tmp_path, hub, when):
+    """A new revision is being pulled while the old one is deleted: whoever wins, the store is whole."""
+    store, served = serve(tmp_path / "models")
+    with served as url:
+        usable(url, store)  # revision 1 is here
+        hub.add_folder(REPO, write_tiny_model(tmp_path / "v2", rows=2200), sha="f" * 40)
+        result: dict = {}
+
+        def pull() -> None:
+            r = httpx.post(url + "/api/pull", json={"model": "tiny", "stream": False}, timeout=60)
+            result["pull"] = (r.status_code, r.json())
+
+        worker = threading.Thread(target=pull)
+        worker.start()
+        time.sleep(when)
+        r = httpx.request("DELETE", url + "/api/delete", json={"model": "tiny"}, timeout=30)
+        result["delete"] = r.status_code
+        worker.join(60)
+        assert result["pull"] == (200, {"status": "success"}), result
+        assert result["delete"] in (200, 404)
+        names = assert_consistent(store)
+        assert names in ([], ["tiny:latest"])
+        if names:
+            assert store.get("tiny").manifest["revision"] == "f" * 40
+        usable(url, store)
+        assert store.get("tiny").manifest["revision"] == "f" * 40
