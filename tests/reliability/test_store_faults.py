@@ -70,7 +70,7 @@ def assert_consistent(store: ModelStore) -> list[str]:
 def usable(url: str, store: ModelStore, name: str = "tiny") -> None:
     r = httpx.post(url + "/api/pull", json={"model": name, "stream": False}, timeout=60)
     assert r.json() == {"status": "success"}, r.text
-    assert_consistent(store) == ["tiny:latest"]
+    assert assert_consistent(store) == ["tiny:latest"]
     r = httpx.post(url + "/api/generate", json={"model": name, "prompt": "hi", "stream": False}, timeout=30)
     assert r.status_code == 200 and r.json()["done"] is True
 
@@ -116,7 +116,7 @@ def test_hub_drops_connections_at_random_points(tmp_path, hub):
             hub.drop_after[key] = rng.randrange(1, len(weights))
             r = httpx.post(url + "/api/pull", json={"model": "tiny", "stream": False}, timeout=60)
             assert r.json() == {"status": "success"}, r.text
-            assert_consistent(store) == ["tiny:latest"]
+            assert assert_consistent(store) == ["tiny:latest"]
             httpx.request("DELETE", url + "/api/delete", json={"model": "tiny"})
             assert assert_consistent(store) == []
         usable(url, store)
