@@ -46,7 +46,7 @@ class Case:
     name: str
     run: Callable[[], Any]  # returns an optional note; raises Skip, or anything else for a failure
     xfail: str | None = None  # a known incompatibility in vllama (KNOWN_DIFFERENCES.md): failing is expected
-    known: str | None = None  # a deliberate difference from Ollama: a divergence in --against mode is "known"
+    known: str | None = None  # a deliberate difference from Ollama (KD-n): with --against, a divergence is "known"
 
 
 @dataclass
@@ -82,6 +82,7 @@ class Target:
     def __init__(self, config: Config):
         self.config = config
         self.http = httpx.Client(base_url=config.url, timeout=config.timeout)
+        self.against = httpx.Client(base_url=config.against, timeout=config.timeout) if config.against else None
         self._shows: dict[str, dict[str, Any]] = {}
 
     def show(self, model: str) -> dict[str, Any]:
@@ -112,6 +113,8 @@ class Target:
 
     def close(self) -> None:
         self.http.close()
+        if self.against is not None:
+            self.against.close()
 
 
 def run_case(case: Case) -> Result:
