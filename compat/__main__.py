@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
@@ -11,7 +12,7 @@ from .core import Config, Result
 from .suite import CLIENTS, STYLE, render, run
 
 
-def parse_args(argv: list[str] | None = None) -> Config:
+def parse_args(argv: list[str] | None = None) -> tuple[Config, bool]:
     p = argparse.ArgumentParser(prog="python -m compat", description=(
         "Drive real Ollama clients (ollama-python, ollama-js, openai, langchain-ollama) and raw HTTP "
         "requests replayed from Ollama's recorded answers against a live vllama."))
@@ -33,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     if unknown:
         p.error(f"unknown clients: {', '.join(sorted(unknown))}")
     return Config(url=a.url, model=a.model, embed_model=a.embed_model, against=a.against, pull_model=a.pull_model,
-                  golden_dir=a.golden, num_predict=a.num_predict, timeout=a.timeout, clients=clients,
+                  golden_dir=Path(a.golden) if a.golden else None, num_predict=a.num_predict, timeout=a.timeout, clients=clients,
                   match=a.match), a.quiet
 
 

@@ -96,7 +96,7 @@ def parse_file(path: Path) -> Golden:
     return Golden(path.stem, parse_curl(command.removeprefix("$ ").strip()), parse_response(answer))
 
 
-def find_dir(explicit: str | None = None) -> Path | None:
+def find_dir(explicit: str | Path | None = None) -> Path | None:
     """--golden, else $VLLAMA_GOLDEN_DIR, else shared/reference/ollama-golden next to or in the checkout."""
     if explicit:
         return Path(explicit)

@@ -32,8 +32,10 @@ def installed() -> bool:
 
 def install(timeout: float = 600) -> None:
     """`npm ci` from the committed package-lock.json (reaches the npm registry)."""
-    subprocess.run(["npm", "ci", "--prefix", str(JS_DIR), "--no-audit", "--no-fund"], check=True,
-                   capture_output=True, timeout=timeout)
+    proc = subprocess.run(["npm", "ci", "--prefix", str(JS_DIR), "--no-audit", "--no-fund"],
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"npm ci --prefix compat/js failed ({proc.returncode}): {proc.stderr[-1000:]}")
 
 
 class JsRun:

@@ -65,7 +65,7 @@ class RawSuite:
     def __init__(self, config: Config, target: Target):
         self.config = config
         self.target = target
-        directory = golden_files.find_dir(str(config.golden_dir) if config.golden_dir else None)
+        directory = golden_files.find_dir(config.golden_dir)
         self.golden_dir = directory
         self.goldens: dict[str, Golden] = golden_files.load(directory) if directory and directory.is_dir() else {}
 
