@@ -71,6 +71,13 @@ class Divergence(AssertionError):
         self.lines = lines
 
 
+def skipped(client: str, name: str, reason: str) -> Case:
+    """A case that only reports why a client cannot run here."""
+    def run() -> None:
+        raise Skip(reason)
+    return Case(client, name, run)
+
+
 def check(condition: Any, message: str) -> None:
     if not condition:
         raise AssertionError(message)

@@ -51,7 +51,7 @@ class JsRun:
         if reason:
             raise Skip(reason)
         if not installed():
-            raise Skip(f"ollama-js is not installed: run npm ci --prefix compat/js")
+            raise Skip("ollama-js is not installed: run npm ci --prefix compat/js")
         if self.records is None:
             self.records = self._run()
         rec = self.records.get(name)
@@ -167,7 +167,7 @@ def cases(config: Config, target: Target) -> list[Case]:
         "generate-stream": lambda rec: stream_text(rec, chat=False),
         "chat": lambda rec: checks.final(ok(rec), chat=True) or repr(ok(rec)["message"]["content"]),
         "chat-stream": lambda rec: stream_text(rec, chat=True),
-        "ps": lambda rec: checks.ps(ok(rec), model) and None,
+        "ps": lambda rec: checks.ps(ok(rec), model)["expires_at"],
         "keep-alive-string": keep_alive,
         "format-json": format_json,
         "format-schema-chat": format_schema,

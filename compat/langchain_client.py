@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .core import Case, Config, Skip, Target, check
+from .core import Case, Config, Target, check, skipped
 from .py_client import JSON_TOKENS
 
 CLIENT = "langchain"
@@ -99,7 +99,5 @@ def cases(config: Config, target: Target) -> list[Case]:
     try:
         import langchain_ollama  # noqa: F401
     except ImportError:
-        def skip() -> None:
-            raise Skip("langchain-ollama is not installed (pip install langchain-ollama)")
-        return [Case(CLIENT, "import", skip)]
+        return [skipped(CLIENT, "import", "langchain-ollama is not installed (pip install langchain-ollama)")]
     return LangChainCases(config, target).cases()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from . import checks
-from .core import UNKNOWN_MODEL, Case, Config, Skip, Target, check
-from .py_client import JSON_PROMPT, JSON_TOKENS
+from .core import UNKNOWN_MODEL, Case, Config, Target, check, skipped
+from .py_client import JSON_PROMPT, JSON_TOKENS, json_answer
 
 CLIENT = "openai"
 QUESTION = [{"role": "user", "content": "Why is the sky blue?"}]
@@ -89,9 +88,7 @@ class OpenAICases:
             model=self.model, messages=[{"role": "user", "content": JSON_PROMPT}],
             response_format={"type": "json_object"}, **{**self.sampling, "max_tokens": JSON_TOKENS})
         text = r.choices[0].message.content or ""
-        if r.choices[0].finish_reason == "length":
-            raise Skip(f"the answer hit max_tokens before the JSON closed: {text!r:.60}")
-        check(isinstance(json.loads(text), dict), f"not a JSON object: {text!r}")
+        check(isinstance(json_answer(text, r.choices[0].finish_reason), dict), f"not a JSON object: {text!r}")
         return text
 
     def completions(self) -> str:
@@ -144,7 +141,5 @@ def cases(config: Config, target: Target) -> list[Case]:
     try:
         import openai  # noqa: F401
     except ImportError:
-        def skip() -> None:
-            raise Skip("the openai package is not installed")
-        return [Case(CLIENT, "import", skip)]
+        return [skipped(CLIENT, "import", "the openai package is not installed")]
     return OpenAICases(config, target).cases()

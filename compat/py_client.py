@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from . import checks
-from .core import UNKNOWN_MODEL, Case, Config, Skip, Target, check
+from .core import UNKNOWN_MODEL, Case, Config, Skip, Target, check, skipped
 
 SYNC, ASYNC = "ollama-python", "ollama-python-async"
 WEATHER_TOOL = {"type": "function", "function": {
@@ -371,7 +371,7 @@ class AsyncCases:
         return [
             c("list", self.list),
             c("show", lambda: checks.show(dump(self.run(lambda cl: cl.show(self.model))))),
-            c("ps", lambda: checks.ps(dump(self.run(lambda cl: cl.ps())), self.model) and None),
+            c("ps", lambda: checks.ps(dump(self.run(lambda cl: cl.ps())), self.model)["expires_at"]),
             c("generate", self.generate),
             c("generate-stream", self.generate_stream),
             c("chat", self.chat),
@@ -444,5 +444,5 @@ def cases(config: Config, target: Target) -> list[Case]:
     try:
         import ollama  # noqa: F401
     except ImportError:
-        return [Case(SYNC, "import", lambda: (_ for _ in ()).throw(Skip("the ollama package is not installed")))]
+        return [skipped(SYNC, "import", "the ollama package is not installed")]
     return SyncCases(config, target).cases() + AsyncCases(config, target).cases()
