@@ -88,10 +88,11 @@ def sampling_kwargs(opts: Options, max_tokens: int) -> dict[str, Any]:
     """Keyword arguments for vllm.SamplingParams. vLLM's ranges are narrower than Ollama's accepted
     values, so out-of-range numbers are clamped to the nearest meaning rather than rejected."""
     v = opts.values
-    temperature = max(0.0, v["temperature"])
+    temperature = min(max(0.0, v["temperature"]), 2.0)  # vLLM refuses more than 2
     top_p = v["top_p"]
     top_p = 1.0 if top_p <= 0 or top_p >= 1 else top_p  # llama.cpp: <= 0 or >= 1 disables top_p
-    top_k = v["top_k"] if v["top_k"] > 0 else 0  # 0 = disabled in vLLM
+    # 0 = disabled in vLLM; so is a k past any vocabulary (2**70 overflowed the engine's int64)
+    top_k = v["top_k"] if 0 < v["top_k"] < 2**31 else 0
     repeat_penalty = v["repeat_penalty"] if v["repeat_penalty"] > 0 else 1.0
     if v["repeat_last_n"] == 0:
         repeat_penalty = 1.0  # Ollama: a window of 0 turns the penalty off
