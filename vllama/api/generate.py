@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..engine.base import Chunk, Completion, EngineError
+from ..engine.base import Chunk, Completion, EngineError, InvalidRequest
 from ..engine.parsers import THINK_OPEN, ThinkingSplitter, tool_parser_name
 from ..engine.scheduler import ServerBusy
 from ..engine.options import OptionError, max_new_tokens, parse_options, sampling_kwargs
@@ -109,6 +109,8 @@ def _reply_stream(job: Job, chunks: AsyncIterator[Chunk], shape: ReplyShape) -> 
                     yield writer.final(job.final_fields(chunk))
         except EngineError as err:
             raise APIError(500, str(err)) from err
+        except InvalidRequest as err:
+            raise APIError(400, str(err)) from err
         finally:
             job.release()
 

@@ -11,6 +11,11 @@ class EngineError(Exception):
     """The engine failed for reasons that are not the client's (dead engine core, load failure)."""
 
 
+class InvalidRequest(ValueError):
+    """The engine refused a request before running it (a token id outside the vocabulary, a JSON
+    schema it cannot compile): the client's mistake, a 400."""
+
+
 @dataclass
 class Completion:
     """One engine request: a tokenised prompt and vLLM SamplingParams keyword arguments."""

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .base import Chunk, Completion, EngineError
+from .base import Chunk, Completion, EngineError, InvalidRequest
 
 log = logging.getLogger("vllama.engine")
 _ids = itertools.count()
@@ -67,6 +67,7 @@ class VllmRunner:
 
     async def complete(self, request: Completion) -> AsyncIterator[Chunk]:
         from vllm import SamplingParams
+        from vllm.exceptions import VLLMClientError
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
         structured = None
@@ -76,17 +77,22 @@ class VllmRunner:
             structured = StructuredOutputsParams(json=request.json_schema)
         elif request.want_json:
             structured = StructuredOutputsParams(json_object=True)
-        params = SamplingParams(
-            **request.sampling, output_kind=RequestOutputKind.DELTA, structured_outputs=structured,
-            logprobs=request.logprobs,
-        )
+        try:
+            params = SamplingParams(
+                **request.sampling, output_kind=RequestOutputKind.DELTA, structured_outputs=structured,
+                logprobs=request.logprobs,
+            )
+        except (ValueError, VLLMClientError) as err:  # vLLM's VLLMValidationError
+            raise InvalidRequest(str(err)) from err
         request_id = f"vllama-{next(_ids)}"
         started = time.perf_counter_ns()
         first = last = 0
         count = 0
+        answered = False
         try:
             stream = self.engine.generate({"prompt_token_ids": request.prompt_ids}, params, request_id)
             async for out in stream:
+                answered = True
                 now = time.perf_counter_ns()
                 completion = out.outputs[0]
                 if completion.token_ids:
@@ -115,6 +121,8 @@ class VllmRunner:
 
             if isinstance(err, (EngineDeadError, EngineGenerateError)):
                 raise EngineError(f"model runner failed: {err or type(err).__name__}") from err
+            if isinstance(err, (ValueError, VLLMClientError)) and not answered:  # input processing refused it
+                raise InvalidRequest(str(err)) from err
             raise
 
 
