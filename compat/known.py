@@ -18,8 +18,8 @@ KNOWN_DIFFERENCES: dict[str, str] = {
 INCOMPATIBILITIES: dict[str, tuple[str, str]] = {
     "INC-1": ("/api/generate keep_alive 0 with an empty prompt does not unload an embedding model (400)",
               "status 400, reference 200"),
-    "INC-2": ("tools on a model without the capability: the error names the model short, not in full",
-              "does not support tools"),
+    "INC-2": ("a missing tools/insert capability: the error names the model short, not in full",
+              "reference 'registry.ollama.ai/library/"),
     "INC-3": ("plain-text 404/405 and the pull error carry '; charset=utf-8' where Ollama sends none",
               "charset=utf-8', reference"),
     "INC-4": ("/v1/models/{unknown}: the 404 names the model with ':latest' added",

@@ -22,8 +22,6 @@ JSON = "application/json; charset=utf-8"
 OPENAI_JSON = "application/json"
 REGISTRY = "registry.ollama.ai"
 EMBED_GOLDENS = ("20", "20b", "20c", "25")
-# Cases that change what is loaded, run after every client (the unload recordings and what follows).
-FINAL = ("32", "33")
 
 
 def full_name(model: str) -> str:
@@ -59,6 +57,7 @@ class RawCase:
     setup: Callable[[httpx.Client], None] | None = None  # puts a server in the state the case needs
     xfail: str | None = None
     known: str | None = None
+    final: bool = False  # unloads: runs after every client
 
 
 class RawSuite:
@@ -120,16 +119,16 @@ class RawSuite:
     def cases(self) -> tuple[list[Case], list[Case]]:
         """(cases to run first, cases to run after the clients)."""
         raw = self._golden_cases() + self._extra_cases()
+        first = [self.as_case(c, model) for c, model in raw if not c.final]
+        last = [self.as_case(c, model) for c, model in raw if c.final]
         if not self.goldens:
             where = self.golden_dir or "shared/reference/ollama-golden"
-            raw.insert(0, skipped(CLIENT, "recorded exchanges",
-                                  f"no recordings at {where}: pass --golden DIR or set {golden_files.ENV_DIR}"))
-        first = [c for c in raw if not _is_final(c)]
-        last = [c for c in raw if _is_final(c)]
+            first.insert(0, skipped(CLIENT, "recorded exchanges",
+                                    f"no recordings at {where}: pass --golden DIR or set {golden_files.ENV_DIR}"))
         return first, last
 
-    def _golden_cases(self) -> list[Case]:
-        out: list[Case] = []
+    def _golden_cases(self) -> list[tuple[RawCase, Callable[[], str]]]:
+        out = []
         for key in self.goldens:
             case = self.golden_case(key)
             assert case is not None
@@ -139,7 +138,7 @@ class RawSuite:
                 case.precondition = self._lacks("tools")
             if key == "14e":
                 case.precondition = self._lacks("thinking")
-            out.append(self.as_case(case, self.model_for(key)))
+            out.append((case, self.model_for(key)))
         return out
 
     def _lacks(self, capability: str) -> Callable[[], None]:
@@ -181,7 +180,7 @@ class RawSuite:
             raise Divergence(f"{request.method} {request.path} differs from {reference}", lines)
         return ""
 
-    def _extra_cases(self) -> list[Case]:
+    def _extra_cases(self) -> list[tuple[RawCase, Callable[[], str]]]:
         m = self.config.model
         extras: list[RawCase | None] = [
             RawCase("head-api-tags", Request("HEAD", "/api/tags"), Response(200, {"content-type": JSON}, b""), ""),
@@ -220,6 +219,11 @@ class RawSuite:
             RawCase("generate-top-logprobs-out-of-range", _post("/api/generate", {
                 "model": RECORDED_MODEL, "prompt": "hi", "top_logprobs": 21, "stream": False}),
                 json_answer(400, {"error": "top_logprobs must be between 0 and 20"}), ""),
+            # Ollama names the model in full for a missing tools/insert/vision capability (like recording 14d)
+            RawCase("generate-suffix-unsupported", _post("/api/generate", {
+                "model": RECORDED_MODEL, "prompt": "def f(", "suffix": "return 1", "stream": False}),
+                json_answer(400, {"error": f"{full_name(RECORDED_MODEL)} does not support insert"}), "",
+                precondition=self._lacks("insert"), xfail="INC-2"),
             RawCase("generate-raw-with-system", _post("/api/generate", {
                 "model": RECORDED_MODEL, "prompt": "hi", "raw": True, "system": "x", "stream": False}),
                 json_answer(400, {"error": "raw mode does not support template, system, or context"}), ""),
@@ -243,16 +247,21 @@ class RawSuite:
                                                     b"{}"),
                     json_answer(400, {"error": "model is required"}), ""),
         ]
+        unload_chat = self.golden_case("14c", patch={"keep_alive": 0}, name="chat-empty-messages-unload", final=True)
+        if unload_chat is not None:  # like the load recording, with the unload reason
+            unload_chat.expected = _with(unload_chat.expected, done_reason="unload")
+            extras.append(unload_chat)
         if self.config.embed_model:
             # `ollama stop` on an embedding model: Ollama unloads before it checks capabilities
             extras.append(self.golden_case("32", name="generate-unload-embedding-model",
                                            model=self.config.embed_model, xfail="INC-1",
                                            patch={"model": self.config.embed_model}))
-        return [self.as_case(c, lambda: m) for c in extras if c is not None]
+        return [(c, lambda: m) for c in extras if c is not None]
 
 
-def _is_final(case: Case) -> bool:
-    return case.name.split("-", 1)[0] in FINAL
+def _with(response: Response, **fields: Any) -> Response:
+    """A recorded JSON answer with some fields changed."""
+    return replace(response, body=json.dumps({**json.loads(response.body), **fields}).encode())
 
 
 def _post(path: str, body: Any) -> Request:
@@ -301,4 +310,7 @@ GOLDEN_RULES: dict[str, dict[str, Any]] = {
                           required={"$.model_info": ("general.architecture", "general.parameter_count")})},
     "26": {"xfail": "INC-3"},
     "27": {"xfail": "INC-3"},
+    # the unload, and /api/ps after it: after every client
+    "32": {"final": True},
+    "33": {"final": True},
 }
