@@ -51,7 +51,7 @@ class RawCase:
     name: str
     request: Request
     expected: Response  # the recorded (or, for cases of our own, the documented) answer
-    model: str  # the name the request was given, echoed in the answer
+    model: str = ""  # the name the answer echoes, when not the model under test
     rules: Rules = field(default_factory=Rules)
     precondition: Callable[[], None] | None = None  # raises Skip when the case cannot run here
     setup: Callable[[httpx.Client], None] | None = None  # puts a server in the state the case needs
@@ -183,13 +183,13 @@ class RawSuite:
     def _extra_cases(self) -> list[tuple[RawCase, Callable[[], str]]]:
         m = self.config.model
         extras: list[RawCase | None] = [
-            RawCase("head-api-tags", Request("HEAD", "/api/tags"), Response(200, {"content-type": JSON}, b""), ""),
-            RawCase("head-api-version", Request("HEAD", "/api/version"), Response(200, {"content-type": JSON}, b""), ""),
+            RawCase("head-api-tags", Request("HEAD", "/api/tags"), Response(200, {"content-type": JSON}, b"")),
+            RawCase("head-api-version", Request("HEAD", "/api/version"), Response(200, {"content-type": JSON}, b"")),
             # keep_alive as a Go duration string, and the unitless string Go rejects
             self.golden_case("07", patch={"keep_alive": "10m"}, name="generate-keep-alive-10m"),
             RawCase("generate-keep-alive-unitless", _post("/api/generate", {
                 "model": RECORDED_MODEL, "prompt": "hi", "keep_alive": "300", "stream": False}),
-                json_answer(400, {"error": 'time: missing unit in duration "300"'}), ""),
+                json_answer(400, {"error": 'time: missing unit in duration "300"'})),
             self.golden_case("12", patch={"keep_alive": -1}, name="chat-keep-alive-negative"),
             # options clients still send although Ollama retired them
             self.golden_case("07", name="generate-retired-options", patch={"options": {
@@ -210,42 +210,42 @@ class RawSuite:
                              name="chat-form-encoded-body"),
             RawCase("generate-option-type-error", _post("/api/generate", {
                 "model": RECORDED_MODEL, "prompt": "hi", "stream": False, "options": {"temperature": "hot"}}),
-                json_answer(400, {"error": 'option "temperature" must be of type float32'}), "", known="KD-1"),
+                json_answer(400, {"error": 'option "temperature" must be of type float32'}), known="KD-1"),
             RawCase("chat-think-invalid", _post("/api/chat", {
                 "model": RECORDED_MODEL, "messages": [{"role": "user", "content": "hi"}], "think": "x",
                 "stream": False}),
                 json_answer(400, {"error": 'invalid think value: "x" (must be "high", "medium", "low", "max", '
-                                           'true, or false)'}), ""),
+                                           'true, or false)'})),
             RawCase("generate-top-logprobs-out-of-range", _post("/api/generate", {
                 "model": RECORDED_MODEL, "prompt": "hi", "top_logprobs": 21, "stream": False}),
-                json_answer(400, {"error": "top_logprobs must be between 0 and 20"}), ""),
+                json_answer(400, {"error": "top_logprobs must be between 0 and 20"})),
             # Ollama names the model in full for a missing tools/insert/vision capability (like recording 14d)
             RawCase("generate-suffix-unsupported", _post("/api/generate", {
                 "model": RECORDED_MODEL, "prompt": "def f(", "suffix": "return 1", "stream": False}),
-                json_answer(400, {"error": f"{full_name(RECORDED_MODEL)} does not support insert"}), "",
+                json_answer(400, {"error": f"{full_name(RECORDED_MODEL)} does not support insert"}),
                 precondition=self._lacks("insert"), xfail="INC-2"),
             RawCase("generate-raw-with-system", _post("/api/generate", {
                 "model": RECORDED_MODEL, "prompt": "hi", "raw": True, "system": "x", "stream": False}),
-                json_answer(400, {"error": "raw mode does not support template, system, or context"}), ""),
+                json_answer(400, {"error": "raw mode does not support template, system, or context"})),
             RawCase("show-missing-model", _post("/api/show", {}),
-                    json_answer(400, {"error": "model is required"}), ""),
+                    json_answer(400, {"error": "model is required"})),
             RawCase("embed-unknown-model", _post("/api/embed", {"model": UNKNOWN_MODEL, "input": "hi"}),
-                    json_answer(404, {"error": f"model '{UNKNOWN_MODEL}' not found"}), ""),
+                    json_answer(404, {"error": f"model '{UNKNOWN_MODEL}' not found"})),
             RawCase("embeddings-unknown-model", _post("/api/embeddings", {"model": UNKNOWN_MODEL, "prompt": "hi"}),
-                    json_answer(404, {"error": f'model "{UNKNOWN_MODEL}" not found, try pulling it first'}), ""),
+                    json_answer(404, {"error": f'model "{UNKNOWN_MODEL}" not found, try pulling it first'})),
             RawCase("embed-with-a-generation-model", _post("/api/embed", {"model": RECORDED_MODEL, "input": "hi"}),
-                    json_answer(400, {"error": f'"{RECORDED_MODEL}" does not support embeddings'}), "",
+                    json_answer(400, {"error": f'"{RECORDED_MODEL}" does not support embeddings'}),
                     known="KD-3"),
             RawCase("v1-chat-empty-messages", _post("/v1/chat/completions", {"model": RECORDED_MODEL, "messages": []}),
-                    openai_error(400, "[] is too short - 'messages'"), ""),
+                    openai_error(400, "[] is too short - 'messages'")),
             # Ollama turns the path into a show request, whose 404 names the model as sent (recording 05c)
             RawCase("v1-models-unknown", Request("GET", f"/v1/models/{UNKNOWN_MODEL}"),
-                    openai_error(404, f"model '{UNKNOWN_MODEL}' not found"), "", xfail="INC-4"),
+                    openai_error(404, f"model '{UNKNOWN_MODEL}' not found"), xfail="INC-4"),
             RawCase("pull-invalid-name", _post("/api/pull", {"model": "bad name!", "stream": False}),
-                    json_answer(400, {"error": "invalid model name"}), ""),
+                    json_answer(400, {"error": "invalid model name"})),
             RawCase("delete-missing-model", Request("DELETE", "/api/delete", {"Content-Type": "application/json"},
                                                     b"{}"),
-                    json_answer(400, {"error": "model is required"}), ""),
+                    json_answer(400, {"error": "model is required"})),
         ]
         unload_chat = self.golden_case("14c", patch={"keep_alive": 0}, name="chat-empty-messages-unload", final=True)
         if unload_chat is not None:  # like the load recording, with the unload reason
