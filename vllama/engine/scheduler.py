@@ -138,7 +138,7 @@ class Scheduler:
         while len(self._loaded) >= self.max_loaded:
             idle = [m for m in self._loaded.values() if m.active == 0]
             if not idle:
-                raise EngineError("server busy: every loaded model is in use; raise OLLAMA_MAX_LOADED_MODELS")
+                raise ServerBusy("server busy: every loaded model is in use; raise OLLAMA_MAX_LOADED_MODELS")
             await self._unload(min(idle, key=lambda m: m.last_used))
 
     def _ensure_reaper(self) -> None:
