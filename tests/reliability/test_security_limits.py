@@ -262,3 +262,30 @@ def test_rebinding_cannot_delete_pull_or_generate(tmp_path):
             r = httpx.request(method, url + path, json=body, headers={**evil, "Origin": "http://attacker.example"})
             assert r.status_code == 403, path
     assert [m.name for m in store.list()] == ["tiny:latest"] and runner.requests == []
+
+
+@pytest.fixture(scope="module")
+def loopback_url():
+    """An app bound (as far as it knows) to 127.0.0.1: the Host check is on."""
+    app = build_app(ModelStore(Path("/nonexistent")), Scheduler(lambda m: FakeRunner()), keep_alive=300.0,
+                    bind_host="127.0.0.1")
+    with app_in_thread(app) as url:
+        yield url
+
+
+@pytest.mark.parametrize("host", ["8.8.8.8:11434", "[2001:4860::8888]:11434", "[::ffff:8.8.8.8]", "127.0.0.1.nip.io",
+                                  "localhost.attacker.example", "0x7f000001", "127.1", "2130706433", "localhost.",
+                                  "attacker.example:127.0.0.1", "[::1].attacker.example", "[127.0.0.1]x.example",
+                                  "LOCALHOST.ATTACKER.COM"])
+def test_rebinding_host_spellings_refused(loopback_url, host):
+    # `[::1].attacker.example` once passed as ::1: Go's SplitHostPort refuses it, and Ollama with it
+    r = httpx.get(loopback_url + "/api/version", headers={"Host": host})
+    assert (r.status_code, r.content) == (403, b""), host
+
+
+@SETTINGS
+@given(host=st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7e), max_size=60))
+def test_any_host_header_is_a_200_or_a_403(loopback_url, host):
+    with httpx.Client(timeout=10) as client:
+        r = client.get(loopback_url + "/api/version", headers={"Host": host})
+    assert r.status_code in (200, 400, 403), (host, r.status_code)  # 400: uvicorn refusing a malformed Host

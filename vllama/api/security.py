@@ -128,7 +128,10 @@ def _split_host(host: str) -> str:
     host = host.strip().lower()
     if host.startswith("["):
         end = host.find("]")
-        return host[1:end] if end > 0 else host
+        # only `[addr]` or `[addr]:port`: Go's SplitHostPort fails on `[::1].evil.com`, and so must this
+        if end > 0 and (end == len(host) - 1 or host[end + 1] == ":"):
+            return host[1:end]
+        return host
     if host.count(":") == 1:
         return host.split(":", 1)[0]
     return host
