@@ -69,7 +69,7 @@ def test_each_divergence_from_the_reference_server_is_reported():
     def mutate(method: str, path: str, body: bytes, r: golden.Response) -> golden.Response:
         if path == "/api/version":
             return golden.Response(200, r.headers, b'{"version":24}')
-        if path == "/api/tags":
+        if path == "/api/tags" and method == "GET":
             data = json.loads(r.body)
             for m in data["models"]:
                 del m["digest"]
