@@ -15,16 +15,7 @@ KNOWN_DIFFERENCES: dict[str, str] = {
 }
 
 # id -> (summary, a text the failure must contain for the case to count as this expected failure)
-INCOMPATIBILITIES: dict[str, tuple[str, str]] = {
-    "INC-1": ("/api/generate keep_alive 0 with an empty prompt does not unload an embedding model (400)",
-              "status 400, reference 200"),
-    "INC-2": ("a missing tools/insert capability: the error names the model short, not in full",
-              "reference 'registry.ollama.ai/library/"),
-    "INC-3": ("plain-text 404/405 and the pull error carry '; charset=utf-8' where Ollama sends none",
-              "charset=utf-8', reference"),
-    "INC-4": ("/v1/models/{unknown}: the 404 names the model with ':latest' added",
-              ":latest' not found"),
-}
+INCOMPATIBILITIES: dict[str, tuple[str, str]] = {}  # INC-1..4 were found by this suite and fixed
 
 
 def expected_failure(xfail: str, detail: str) -> bool:

@@ -223,7 +223,7 @@ class RawSuite:
             RawCase("generate-suffix-unsupported", _post("/api/generate", {
                 "model": RECORDED_MODEL, "prompt": "def f(", "suffix": "return 1", "stream": False}),
                 json_answer(400, {"error": f"{full_name(RECORDED_MODEL)} does not support insert"}),
-                precondition=self._lacks("insert"), xfail="INC-2"),
+                precondition=self._lacks("insert")),
             RawCase("generate-raw-with-system", _post("/api/generate", {
                 "model": RECORDED_MODEL, "prompt": "hi", "raw": True, "system": "x", "stream": False}),
                 json_answer(400, {"error": "raw mode does not support template, system, or context"})),
@@ -240,7 +240,7 @@ class RawSuite:
                     openai_error(400, "[] is too short - 'messages'")),
             # Ollama turns the path into a show request, whose 404 names the model as sent (recording 05c)
             RawCase("v1-models-unknown", Request("GET", f"/v1/models/{UNKNOWN_MODEL}"),
-                    openai_error(404, f"model '{UNKNOWN_MODEL}' not found"), xfail="INC-4"),
+                    openai_error(404, f"model '{UNKNOWN_MODEL}' not found")),
             RawCase("pull-invalid-name", _post("/api/pull", {"model": "bad name!", "stream": False}),
                     json_answer(400, {"error": "invalid model name"})),
             RawCase("delete-missing-model", Request("DELETE", "/api/delete", {"Content-Type": "application/json"},
@@ -254,7 +254,7 @@ class RawSuite:
         if self.config.embed_model:
             # `ollama stop` on an embedding model: Ollama unloads before it checks capabilities
             extras.append(self.golden_case("32", name="generate-unload-embedding-model",
-                                           model=self.config.embed_model, xfail="INC-1",
+                                           model=self.config.embed_model,
                                            patch={"model": self.config.embed_model}))
         return [(c, lambda: m) for c in extras if c is not None]
 
@@ -301,15 +301,12 @@ def unload_all(client: httpx.Client) -> None:
 
 # Per recording: values that depend on the machine, paths compared by kind only, keys that must be there.
 GOLDEN_RULES: dict[str, dict[str, Any]] = {
-    "14d": {"xfail": "INC-2"},
     # the recording machine had no DNS: the error text says so
-    "18": {"rules": Rules(ignore_values=frozenset({"error"})), "xfail": "INC-3"},
+    "18": {"rules": Rules(ignore_values=frozenset({"error"}))},
     "18b": {"rules": Rules(ignore_values=frozenset({"error"}))},
     # model_info holds the model's own metadata keys; these three are what clients read
     "05": {"rules": Rules(opaque=frozenset({"$.model_info"}),
                           required={"$.model_info": ("general.architecture", "general.parameter_count")})},
-    "26": {"xfail": "INC-3"},
-    "27": {"xfail": "INC-3"},
     # the unload, and /api/ps after it: after every client
     "32": {"final": True},
     "33": {"final": True},

@@ -69,7 +69,7 @@ class FakeStore:
     def _model(name: str, capabilities: list[str]) -> Any:
         display = ModelName.parse(name).display
         return SimpleNamespace(
-            name=display, digest="ab" * 32, size=1000, config={}, capabilities=capabilities,
+            name=display, model_name=ModelName.parse(name), digest="ab" * 32, size=1000, config={}, capabilities=capabilities,
             details={"parent_model": "", "format": "safetensors", "family": "llama", "families": ["llama"],
                      "parameter_size": "1M", "quantization_level": "F32"},
         )

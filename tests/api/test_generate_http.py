@@ -146,12 +146,12 @@ ERRORS = [
     ("/api/generate", {"model": "fake", "prompt": "hi", "top_logprobs": 21}, 400,
      "top_logprobs must be between 0 and 20"),
     ("/api/generate", {"model": "fake", "prompt": "hi", "think": True}, 400, '"fake" does not support thinking'),
-    ("/api/generate", {"model": "fake", "prompt": "hi", "suffix": "end"}, 400, "fake:latest does not support insert"),
+    ("/api/generate", {"model": "fake", "prompt": "hi", "suffix": "end"}, 400, "registry.ollama.ai/library/fake:latest does not support insert"),
     ("/api/generate", {"model": "fake", "prompt": 5}, 400,
      "json: cannot unmarshal number into Go struct field .prompt of type string"),
     ("/api/chat", {"model": "fake", "messages": [{"role": "user", "content": [{"type": "text"}]}]}, 400, None),
     ("/api/chat", {"model": "fake", "messages": [{"role": "user", "content": "x"}],
-                   "tools": [{"type": "function", "function": {"name": "f"}}]}, 400, "fake:latest does not support tools"),
+                   "tools": [{"type": "function", "function": {"name": "f"}}]}, 400, "registry.ollama.ai/library/fake:latest does not support tools"),
 ]
 
 
@@ -180,9 +180,9 @@ def test_malformed_and_empty_bodies(url):
 
 def test_router_errors_are_plain_text(url):
     r = httpx.get(url + "/api/nope")
-    assert (r.status_code, r.text) == (404, "404 page not found")
+    assert (r.status_code, r.text, r.headers["content-type"]) == (404, "404 page not found", "text/plain")
     r = httpx.get(url + "/api/generate")
-    assert (r.status_code, r.text) == (405, "405 method not allowed")
+    assert (r.status_code, r.text, r.headers["content-type"]) == (405, "405 method not allowed", "text/plain")
 
 
 def test_load_and_unload(url, runner):

@@ -221,7 +221,7 @@ def test_models_list_and_retrieve(url):
     assert httpx.get(url + "/v1/models/FAKE").json()["id"] == "FAKE"  # echoed as written
     r = httpx.get(url + "/v1/models/nothing")
     assert r.status_code == 404
-    assert r.json() == {"error": {"message": "model 'nothing:latest' not found", "type": "not_found_error",
+    assert r.json() == {"error": {"message": "model 'nothing' not found", "type": "not_found_error",
                                   "param": None, "code": None}}
 
 

@@ -54,12 +54,11 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    # gin's plain-text router answers, which Ollama clients see for unknown paths and methods.
-    if exc.status_code == 404:
-        return PlainTextResponse("404 page not found", 404, media_type="text/plain")
-    if exc.status_code == 405:
-        return PlainTextResponse("405 method not allowed", 405, media_type="text/plain", headers=exc.headers)
-    return PlainTextResponse(exc.detail, exc.status_code, headers=exc.headers)
+    # gin's plain-text router answers, which Ollama clients see for unknown paths and methods;
+    # gin sends `text/plain` without a charset (Starlette would add one to a media_type).
+    headers = {**(exc.headers or {}), "content-type": "text/plain"}
+    text = {404: "404 page not found", 405: "405 method not allowed"}.get(exc.status_code, exc.detail)
+    return Response(text, exc.status_code, headers=headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -127,13 +127,14 @@ def _load_answer(req: CommonRequest, reason: str, is_chat: bool) -> Response:
     return json_response(body)
 
 
-def _resolve(job: Job, is_chat: bool) -> Any:
+def _resolve(job: Job, is_chat: bool, check: bool = True) -> Any:
     model = job.resolve()
     if model is None:
         if is_chat:
             raise APIError(400, "model is required")
         raise APIError(404, "model '' not found")
-    _check_capabilities(job.req, model, is_chat)
+    if check:
+        _check_capabilities(job.req, model, is_chat)
     return model
 
 
@@ -170,7 +171,7 @@ async def _run(request: Request, req: CommonRequest, is_chat: bool) -> Response:
     empty = not req.messages if isinstance(req, ChatRequest) else not (req.prompt or req.context)
     if empty:  # Ollama's load / unload shortcuts
         job = Job(request, req)
-        model = _resolve(job, is_chat)
+        model = _resolve(job, is_chat, check=req.keep_alive != 0)  # any model can be unloaded
         if req.keep_alive == 0:
             await job.state.scheduler.unload(model.name.lower())
             return _load_answer(req, "unload", is_chat)
@@ -218,10 +219,11 @@ def _check_capabilities(req: CommonRequest, model: Any, is_chat: bool) -> None:
     caps = set(getattr(model, "capabilities", None) or ["completion"])
     if "completion" not in caps:
         raise APIError(400, f'"{req.model}" does not support {"chat" if is_chat else "generate"}')
+    full_name = getattr(model, "model_name", model.name)  # Ollama names the model in full here
     if isinstance(req, GenerateRequest) and req.suffix and "insert" not in caps:
-        raise APIError(400, f"{model.name} does not support insert")
+        raise APIError(400, f"{full_name} does not support insert")
     if isinstance(req, ChatRequest) and req.tools and "tools" not in caps:
-        raise APIError(400, f"{model.name} does not support tools")
+        raise APIError(400, f"{full_name} does not support tools")
     if req.think and "thinking" not in caps:
         raise APIError(400, f'"{req.model}" does not support thinking')
 

@@ -20,7 +20,7 @@ from ..models.names import InvalidName, ModelName
 from ..models.pull import PullError, pull
 from ..models.store import DigestMismatch, ModelNotFound, ModelStore, parse_digest, safe_relpath
 from .disconnect import until_disconnect
-from .errors import APIError, error_response, field, json_response, read_json
+from .errors import APIError, dumps, error_response, field, json_response, read_json
 from .streaming import ndjson_response
 
 Events = AsyncIterator[dict[str, Any]]
@@ -76,8 +76,8 @@ async def _answer(request: Request, events: Events, stream: bool) -> Response:
         try:
             async for event in _in_band(events):
                 final = event
-        except APIError as err:
-            return error_response(err.status, err.message)
+        except APIError as err:  # Ollama answers this one with a bare `application/json`
+            return Response(dumps({"error": err.message}), err.status, media_type="application/json")
         return json_response(final)
 
     return await until_disconnect(request, last())

@@ -615,7 +615,7 @@ async def retrieve_model(request: Request) -> Response:
     try:
         model = await asyncio.to_thread(request.app.state.store.get, model_id)
     except ModelNotFound:
-        raise APIError(404, f"model '{name.display}' not found") from None
+        raise APIError(404, f"model '{model_id}' not found") from None  # as sent, like /api/show
     # the id and its namespace as written, like Ollama's RetrieveMiddleware
     return openai_json({"id": model_id, "object": "model", "created": _created(model), "owned_by": name.namespace})
 
