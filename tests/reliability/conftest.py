@@ -16,8 +16,8 @@ from vllama.models.store import ModelStore
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch):
-    """Nothing here may reach a real registry: a pull ends at a closed loopback port."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    """Nothing here may reach a real registry: a pull ends at a closed loopback port. (Not
+    HF_HUB_OFFLINE: huggingface_hub reads it once, at import, and it would stick for later tests.)"""
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.delenv("VLLAMA_API_KEY", raising=False)
     monkeypatch.delenv("OLLAMA_ORIGINS", raising=False)

@@ -39,6 +39,7 @@ def hub(tmp_path, monkeypatch):
     monkeypatch.setenv("VLLAMA_CATALOG", str(catalog))
     monkeypatch.setenv("HF_ENDPOINT", stand_in.url)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)  # read once, at import
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
     yield stand_in
