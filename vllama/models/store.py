@@ -314,6 +314,8 @@ class ModelStore:
             **(extra or {}),
         }
         data = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
+        # The servable folder first: a name only appears once its model can be loaded.
+        self._ensure_snapshot(hashlib.sha256(data).hexdigest(), entries)
         with self._lock:
             path = self._find(parsed) or self.manifests_dir.joinpath(*parsed.parts)
             atomic_write(path, data)
