@@ -10,25 +10,23 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .machine import NOISY_FOREIGN_SHARE
 from .stats import combine, difference, ratio
 
 CEILING = "ceiling"
 
 
 def table_rows(run: dict[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:
-    """target -> concurrency -> the repeats of that level combined (medians)."""
+    """target -> concurrency -> that level's runs combined (medians of the clean runs, see stats.combine)."""
     grouped: dict[str, dict[int, list[dict[str, Any]]]] = {}
     for level in run["levels"]:
         grouped.setdefault(level["target"], {}).setdefault(level["concurrency"], []).append(level)
-    rows: dict[str, dict[int, dict[str, Any]]] = {}
-    for target, by_c in grouped.items():
-        rows[target] = {}
-        for c, levels in sorted(by_c.items()):
-            row = combine([lvl["summary"] for lvl in levels])
-            foreign = [lvl["cpu"]["foreign"] for lvl in levels if lvl.get("cpu")]
-            row["foreign_cpu"] = max(foreign) if foreign else None
-            rows[target][c] = row
-    return rows
+    return {
+        target: {c: combine([lvl["summary"] for lvl in levels],
+                            [(lvl.get("cpu") or {}).get("foreign") for lvl in levels], NOISY_FOREIGN_SHARE)
+                 for c, levels in sorted(by_c.items())}
+        for target, by_c in grouped.items()
+    }
 
 
 def _num(value: float | None, fmt: str = "{:.1f}") -> str:
@@ -52,7 +50,11 @@ def markdown(run: dict[str, Any]) -> str:
         f"Workload: R = max(2C, 8) requests, at most C in flight, options {json.dumps(w.get('options', {}))}, "
         f"{'chat (/api/chat)' if w.get('chat') else 'raw prompts (/api/generate)'}, streamed, "
         f"{w.get('warmup', 1)} warm-up request(s) per target not counted"
-        + (f", {w['repeat']} runs per level (medians)" if w.get("repeat", 1) > 1 else "") + ".",
+        + ".",
+        "",
+        "Where a level ran more than once (`--repeat`, `--retry-noisy`), its figures are the medians of the runs "
+        "in which other processes used under 10 % of the CPU (else of the least noisy run, marked *noisy*); "
+        "tok/s lists every run in brackets.",
         "",
     ]
     for name, info in run.get("targets", {}).items():
@@ -74,12 +76,15 @@ def markdown(run: dict[str, Any]) -> str:
             r = rows[t].get(c)
             if not r:
                 continue
-            tok = " / ".join(f"{v:.1f}" for v in r["tok_s_all"]) if r["runs"] > 1 else _num(r["tok_s"])
+            tok = _num(r["tok_s"])
+            if r["runs"] > 1:
+                tok += " (" + " / ".join(f"{v:.1f}" for v in r["tok_s_all"]) + ")"
+            noisy = " *noisy*" if r["noisy"] else ""
             lines.append(
                 f"| {c} | {t} | {tok} | {_num(r['req_s'], '{:.2f}')} | {_num(r['ttft_p50'], '{:.3f}')} "
                 f"| {_num(r['ttft_p95'], '{:.3f}')} | {_num(r['itl_p50'] and 1000 * r['itl_p50'])} "
                 f"| {_num(r['latency_p50'], '{:.2f}')} | {_num(r['latency_p95'], '{:.2f}')} "
-                f"| {_num(r['latency_p99'], '{:.2f}')} | {r['errors']}/{r['requests']} | {_pct(r['foreign_cpu'])} |")
+                f"| {_num(r['latency_p99'], '{:.2f}')} | {r['errors']}/{r['requests']} | {_pct(r['foreign_cpu'])}{noisy} |")
     if CEILING in rows and len(targets) > 1:
         others = [t for t in targets if t != CEILING]
         lines += ["", "Against the engine alone (`ceiling`): throughput ratio, TTFT p50 difference.", "",
@@ -90,15 +95,19 @@ def markdown(run: dict[str, Any]) -> str:
             cells = []
             for t in others:
                 r = rows[t].get(c) or {}
-                cells.append(_num(ratio(r.get("tok_s"), ceil.get("tok_s")), "{:.2f}x"))
+                noisy = " *noisy*" if r.get("noisy") or ceil.get("noisy") else ""
+                cells.append(_num(ratio(r.get("tok_s"), ceil.get("tok_s")), "{:.2f}x") + noisy)
                 delta = difference(r.get("ttft_p50"), ceil.get("ttft_p50"))
-                cells.append(_num(delta and 1000 * delta, "{:+.0f}"))
+                cells.append(_num(delta and 1000 * delta, "{:+.0f}") + noisy)
             lines.append(f"| {c} | " + " | ".join(cells) + " |")
     cpu = run.get("cpu") or {}
     if cpu:
-        lines += ["", f"Foreign CPU (other processes, share of the machine) over the measured levels: "
-                      f"mean {_pct(cpu.get('foreign_mean'))}, worst level {_pct(cpu.get('foreign_max'))}"
-                      + (" — **noisy run** (a level above 10 %)" if cpu.get("noisy") else "") + "."]
+        reported = [r["foreign_cpu"] for by_c in rows.values() for r in by_c.values() if r["foreign_cpu"] is not None]
+        noisy_rows = sum(r["noisy"] for by_c in rows.values() for r in by_c.values())
+        lines += ["", f"Foreign CPU (other processes, share of the whole machine): over every measured run mean "
+                      f"{_pct(cpu.get('foreign_mean'))}, worst {_pct(cpu.get('foreign_max'))}; in the figures above "
+                      f"worst {_pct(max(reported) if reported else None)}"
+                      + (f" — **{noisy_rows} noisy row(s)** (above 10 %)" if noisy_rows else "") + "."]
     return "\n".join(lines) + "\n"
 
 

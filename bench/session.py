@@ -158,19 +158,28 @@ async def _measure(run: dict[str, Any], targets: list[Any], workload: Workload, 
             order = targets[step % len(targets):] + targets[:step % len(targets)]
             step += 1
             for target in order:
-                await asyncio.sleep(args.pause)
-                groups = {t.name: t.pids() for t in targets}
-                groups["bench"] = [os.getpid()]
-                waited = await wait_for_quiet(groups, args.wait_quiet)
-                on_result = display.level(target.name, c, workload.n_requests(c))
-                before = Snapshot.take()
-                records, wall = await run_level(target, workload, c, on_result)
-                after = Snapshot.take()
-                level = {"target": target.name, "concurrency": c, "repeat": rep, "wall_s": wall,
-                         "summary": level_summary(records, wall), "cpu": cpu_usage(before, after, groups),
-                         "loadavg": list(os.getloadavg()), "waited_for_quiet_s": waited, "requests": records}
-                run["levels"].append(level)
-                display.done(level)
+                for attempt in range(1 + args.retry_noisy):
+                    level = await _one_level(target, targets, workload, c, args, display)
+                    level.update(repeat=rep, attempt=attempt)
+                    run["levels"].append(level)
+                    display.done(level)
+                    if not level["cpu"]["noisy"]:
+                        break
+
+
+async def _one_level(target: Any, targets: list[Any], workload: Workload, c: int, args: argparse.Namespace,
+                     display: Display) -> dict[str, Any]:
+    await asyncio.sleep(args.pause)
+    groups = {t.name: t.pids() for t in targets}
+    groups["bench"] = [os.getpid()]
+    waited = await wait_for_quiet(groups, args.wait_quiet)
+    on_result = display.level(target.name, c, workload.n_requests(c))
+    before = Snapshot.take()
+    records, wall = await run_level(target, workload, c, on_result)
+    after = Snapshot.take()
+    return {"target": target.name, "concurrency": c, "wall_s": wall, "summary": level_summary(records, wall),
+            "cpu": cpu_usage(before, after, groups), "loadavg": list(os.getloadavg()),
+            "waited_for_quiet_s": waited, "requests": records}
 
 
 async def run_benchmark(args: argparse.Namespace) -> int:

@@ -55,8 +55,8 @@ def test_wait_for_quiet_stops_at_the_first_quiet_window(monkeypatch):
 
     import bench.session as session
 
-    verdicts = iter([True, True, False])
-    monkeypatch.setattr(session, "cpu_usage", lambda a, b, groups: {"noisy": next(verdicts)})
+    verdicts = [True, True, False, True]
+    monkeypatch.setattr(session, "cpu_usage", lambda a, b, groups: {"noisy": verdicts.pop(0)})
     waited = asyncio.run(session.wait_for_quiet({"bench": [1]}, limit_s=10, window_s=0.01))
-    assert 0.02 <= waited < 1
+    assert verdicts == [True] and waited < 1  # three windows, the third quiet
     assert asyncio.run(session.wait_for_quiet({}, limit_s=0)) == 0

@@ -35,22 +35,33 @@ def _run():
             "levels": levels, "cpu": {"foreign_mean": 0.05, "foreign_max": 0.2, "noisy": True}}
 
 
-def test_table_rows_combine_repeats():
+def test_table_rows_combine_repeats_leaving_out_noisy_runs():
     rows = table_rows(_run())
-    assert rows["vllama"][4]["runs"] == 2
+    assert rows["vllama"][4]["runs"] == 2 and rows["vllama"][4]["runs_used"] == 1
     assert rows["vllama"][4]["tok_s_all"] == [60 * 8 / 4, 62 * 8 / 4]
-    assert rows["vllama"][4]["foreign_cpu"] == 0.2  # the worst repeat
+    assert rows["vllama"][4]["tok_s"] == 60 * 8 / 4  # the run at 20 % foreign CPU is left out
     assert rows["ceiling"][1]["tok_s"] == 64 * 8 / 4
 
 
 def test_markdown_has_one_row_per_target_and_level_and_the_ceiling_ratio():
     md = markdown(_run())
     assert "| 1 | vllama | 120.0 |" in md
-    assert "| 4 | vllama | 120.0 / 124.0 |" in md  # both repeats shown
+    assert "| 4 | vllama | 120.0 (120.0 / 124.0) |" in md  # every run listed
     assert "| 1 | ceiling | 128.0 |" in md
     assert "| 1 | 0.94x | +10 |" in md  # 120/128; TTFT 60 ms vs 50 ms
-    assert "**noisy run**" in md
+    assert "worst 20 %" in md and "in the figures above worst 2 %" in md
     assert "(safetensors, F32)" in md and "engine layout inproc" in md
+
+
+def test_a_noisy_row_is_marked_in_both_tables():
+    run = _run()
+    for level in run["levels"]:
+        if level["target"] == "ceiling" and level["concurrency"] == 1:
+            level["cpu"]["foreign"] = 0.3
+    md = markdown(run)
+    assert "| 1 | ceiling | 128.0 |" in md and "30 % *noisy* |" in md
+    assert "| 1 | 0.94x *noisy* | +10 *noisy* |" in md
+    assert "**1 noisy row(s)**" in md
 
 
 def test_write_all_and_rebuild_from_the_json(tmp_path, capsys):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.stats import combine, difference, inter_token_latency, level_summary, percentile, ratio, summarize
+from bench.stats import clean_runs, combine, difference, inter_token_latency, level_summary, percentile, ratio, summarize
 
 
 def test_percentile_interpolates_between_ranks_like_numpy():
@@ -58,11 +58,22 @@ def test_combine_takes_medians_of_repeats_and_keeps_every_throughput():
     b = level_summary([_req(0.3, 3.0, 64)], 2.0)
     c = level_summary([_req(0.2, 2.0, 64)], 4.0)
     out = combine([a, b, c])
-    assert out["runs"] == 3
+    assert out["runs"] == out["runs_used"] == 3
     assert out["tok_s"] == 32.0 and out["tok_s_all"] == [64.0, 32.0, 16.0]
     assert out["ttft_p50"] == pytest.approx(0.2)
     assert out["latency_p95"] == pytest.approx(2.0)
+    assert not out["noisy"] and out["foreign_cpu"] is None
     assert combine([]) == {}
+
+
+def test_combine_reports_the_clean_runs_only_else_the_least_noisy():
+    fast, slow, slower = (level_summary([_req(0.1, 1.0, 64)], w) for w in (1.0, 4.0, 8.0))
+    out = combine([slow, fast, slower], [0.4, 0.02, 0.3], threshold=0.1)
+    assert (out["runs"], out["runs_used"], out["tok_s"], out["foreign_cpu"], out["noisy"]) == (3, 1, 64.0, 0.02, False)
+    assert out["tok_s_all"] == [16.0, 64.0, 8.0]
+    out = combine([slow, slower], [0.4, 0.3], threshold=0.1)
+    assert (out["runs_used"], out["tok_s"], out["foreign_cpu"], out["noisy"]) == (1, 8.0, 0.3, True)
+    assert clean_runs([0.05, None, 0.2], 0.1) == [0, 1]  # unknown counts as clean
 
 
 def test_ratio_and_difference_tolerate_missing_figures():
