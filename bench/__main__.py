@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ollama-num-parallel", type=int, help="the OLLAMA_NUM_PARALLEL the Ollama target runs with")
     p.add_argument("--out", type=Path, help="output folder (default bench/results/)")
     p.add_argument("--name", help="file stem for the outputs (default bench-<UTC time>)")
+    p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
+                   help="the bench's event loop; uvloop (as under `vllama serve`) when installed")
     p.add_argument("--no-progress", action="store_true", help="no live display")
     p.add_argument("--report", type=Path, metavar="RUN.json", help="only rebuild the table and plot of a saved run")
     add_serve_args(p)  # engine arguments, exactly as `vllama serve` takes them: for --serve and the ceiling
@@ -89,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         print(paths["md"].read_text(), end="")
         return 0
 
+    if args.loop == "uvloop":
+        try:  # the ceiling's AsyncLLM then runs on the same loop as vllama's under uvicorn
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        except ImportError:
+            args.loop = "asyncio"
     return asyncio.run(run_benchmark(args))
 
 

@@ -193,7 +193,7 @@ async def run_benchmark(args: argparse.Namespace) -> int:
         "tool": "python -m bench", "argv": sys.argv[1:], "started_at": _now(), "machine": machine_facts(),
         "workload": {**workload.describe(), "concurrency": args.levels, "warmup": args.warmup,
                      "repeat": args.repeat},
-        "ollama_num_parallel": args.ollama_num_parallel, "targets": {}, "warmup": {}, "levels": [],
+        "ollama_num_parallel": args.ollama_num_parallel, "event_loop": args.loop, "targets": {}, "warmup": {}, "levels": [],
     }
     display = Display(enabled=not args.no_progress)
     status = 0
@@ -211,7 +211,10 @@ async def run_benchmark(args: argparse.Namespace) -> int:
                     display.say(f"setting up {target.name} ...")
                     info = await target.setup()
                     if served and target.name == "vllama":
+                        from vllama import __version__
+
                         info["serve_command"] = served["command"]
+                        info["version"] = f"vllama {__version__} (/api/version {info['version']})"
                     run["targets"][target.name] = info
                     warm = await warm_up(target, workload, args.warmup)
                     run["warmup"][target.name] = warm
