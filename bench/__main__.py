@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1, help="requests per target before measuring (not counted)")
     p.add_argument("--repeat", type=int, default=1, help="runs of each level per target")
     p.add_argument("--pause", type=float, default=1.0, help="seconds of quiet between two measured levels")
+    p.add_argument("--settle", type=float, default=10.0,
+                   help="seconds of quiet after the targets are set up and warm (default 10)")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                    help="before each level, wait up to this long for 3 s in which other processes use "
                         "under 10 %% of the CPU (for shared machines)")

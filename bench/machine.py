@@ -90,15 +90,17 @@ class Proc:
     ppid: int
     start: int  # start time in ticks since boot: tells a reused pid apart
     ticks: int  # utime + stime
+    name: str = ""
 
 
 def parse_proc_stat(text: str) -> Proc | None:
     """One /proc/<pid>/stat line; the command name may hold spaces and parentheses."""
-    _, sep, rest = text.rpartition(")")
+    head, sep, rest = text.rpartition(")")
     fields = rest.split()
     if not sep or len(fields) < 20:
         return None
-    return Proc(ppid=int(fields[1]), start=int(fields[19]), ticks=int(fields[11]) + int(fields[12]))
+    return Proc(ppid=int(fields[1]), start=int(fields[19]), ticks=int(fields[11]) + int(fields[12]),
+                name=head.partition("(")[2])
 
 
 def parse_cpu_line(text: str) -> tuple[int, int]:
@@ -146,18 +148,18 @@ def descendants(roots: list[int], procs: dict[int, Proc]) -> set[int]:
     return seen
 
 
-def _ticks_between(pids: set[int], a: Snapshot, b: Snapshot) -> int:
-    total = 0
+def _ticks_between(pids: set[int], a: Snapshot, b: Snapshot) -> dict[int, int]:
+    ticks = {}
     for pid in pids:
         after = b.procs.get(pid)
         before = a.procs.get(pid)
         if after is None:
             continue  # exited during the window: its time is lost to us (it shows as foreign)
         if before is not None and before.start == after.start:
-            total += after.ticks - before.ticks
+            ticks[pid] = after.ticks - before.ticks
         else:
-            total += after.ticks  # born during the window
-    return total
+            ticks[pid] = after.ticks  # born during the window
+    return ticks
 
 
 def cpu_usage(a: Snapshot, b: Snapshot, groups: dict[str, list[int]]) -> dict:
@@ -170,15 +172,19 @@ def cpu_usage(a: Snapshot, b: Snapshot, groups: dict[str, list[int]]) -> dict:
     busy = b.busy - a.busy
     claimed: set[int] = set()
     shares: dict[str, float] = {}
+    processes: dict[str, dict[str, float]] = {}
     for name, roots in groups.items():
         pids = (descendants(roots, a.procs) | descendants(roots, b.procs)) - claimed
         claimed |= pids
-        shares[name] = _ticks_between(pids, a, b) / capacity
+        ticks = _ticks_between(pids, a, b)
+        shares[name] = sum(ticks.values()) / capacity
+        processes[name] = {f"{pid} {b.procs[pid].name}": round(t / capacity, 4) for pid, t in ticks.items() if t}
     foreign = max(busy / capacity - sum(shares.values()), 0.0)
     return {
         "seconds": round(b.wall - a.wall, 3),
         "machine_busy": round(busy / capacity, 4),
         "groups": {k: round(v, 4) for k, v in shares.items()},
+        "processes": processes,  # each group's share by process ("pid name")
         "foreign": round(foreign, 4),
         "noisy": foreign > NOISY_FOREIGN_SHARE,
     }

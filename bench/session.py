@@ -220,6 +220,7 @@ async def run_benchmark(args: argparse.Namespace) -> int:
                     run["warmup"][target.name] = warm
                     if warm and all(r["error"] for r in warm):
                         raise RuntimeError(f"{target.name}: warm-up failed: {warm[-1]['error']}")
+                await asyncio.sleep(args.settle)  # a model load's aftermath must not land in the first level
                 with display:
                     await _measure(run, targets, workload, args, display)
             finally:

@@ -30,7 +30,7 @@ def _outputs(out: Path, stem: str):
 
 def test_bench_against_the_live_server(server, tmp_path):
     proc = _bench("--target", f"vllama={server}", "--model", TINY, "--concurrency", "1,3", "--num-predict", "8",
-                  "--pause", "0", "--out", str(tmp_path), "--name", "live")
+                  "--pause", "0", "--settle", "0", "--out", str(tmp_path), "--name", "live")
     run, md = _outputs(tmp_path, "live")
     assert "| 1 | vllama |" in md and "| 3 | vllama |" in md and md in proc.stdout
     info = run["targets"]["vllama"]
@@ -49,7 +49,7 @@ def test_bench_against_the_live_server(server, tmp_path):
 def test_bench_serves_vllama_itself_next_to_the_ceiling(models_dir, tiny_folder, tmp_path):
     env = {**os.environ, "VLLAMA_MODELS": str(models_dir), **ENGINE_ENV}
     _bench("--serve", "--target", f"ceiling={tiny_folder}", "--model", TINY, "--concurrency", "2",
-           "--num-predict", "8", "--pause", "0", "--chat", "--out", str(tmp_path), "--name", "served", env=env)
+           "--num-predict", "8", "--pause", "0", "--settle", "0", "--chat", "--out", str(tmp_path), "--name", "served", env=env)
     run, md = _outputs(tmp_path, "served")
     assert set(run["targets"]) == {"vllama", "ceiling"}
     assert run["targets"]["ceiling"]["engine_kwargs"]["kv_cache_memory_bytes"] == 256 << 20  # as vllama's
@@ -68,7 +68,7 @@ def test_bench_serves_vllama_itself_next_to_the_ceiling(models_dir, tiny_folder,
 def test_sigterm_stops_the_served_vllama_and_keeps_what_was_measured(models_dir, tmp_path):
     env = {**os.environ, "VLLAMA_MODELS": str(models_dir), **ENGINE_ENV}
     proc = subprocess.Popen([sys.executable, "-m", "bench", "--no-progress", "--serve", "--model", TINY,
-                             "--concurrency", "1,1,1,1,1,1,1,1", "--num-predict", "16", "--pause", "0",
+                             "--concurrency", "1,1,1,1,1,1,1,1", "--num-predict", "16", "--pause", "0", "--settle", "0",
                              "--out", str(tmp_path), "--name", "cut"],
                             cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:

@@ -35,7 +35,7 @@ def test_cpu_facts_and_memory_from_proc_text():
 
 def test_parse_proc_stat_survives_spaces_and_parentheses_in_the_name():
     line = "4242 (python (x) y) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 3 4 20 0 9 0 123456 1 2 3"
-    assert parse_proc_stat(line) == Proc(ppid=17, start=123456, ticks=300)
+    assert parse_proc_stat(line) == Proc(ppid=17, start=123456, ticks=300, name="python (x) y")
     assert parse_proc_stat("garbage") is None
 
 
@@ -63,6 +63,7 @@ def test_cpu_usage_splits_the_machine_into_groups_and_foreign():
     assert usage["machine_busy"] == 0.8
     assert usage["foreign"] == pytest.approx(0.35)
     assert usage["noisy"] is (0.35 > NOISY_FOREIGN_SHARE)
+    assert usage["processes"]["vllama"] == {"10 ": 0.2, "11 ": 0.1, "12 ": 0.05}
 
 
 def test_a_process_counts_once_in_the_first_group_that_holds_it():
