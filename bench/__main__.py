@@ -58,6 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--name", help="file stem for the outputs (default bench-<UTC time>)")
     p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
                    help="the bench's event loop; uvloop (as under `vllama serve`) when installed")
+    p.add_argument("--profile", action="store_true",
+                   help="sample each target's serving process with py-spy during every level "
+                        "(<name>-<target>-C<c>-<n>.txt; summarise with `python -m bench.profile`); "
+                        "the sampler costs the target CPU, so do not quote profiled figures")
     p.add_argument("--no-progress", action="store_true", help="no live display")
     p.add_argument("--report", type=Path, metavar="RUN.json", help="only rebuild the table and plot of a saved run")
     add_serve_args(p)  # engine arguments, exactly as `vllama serve` takes them: for --serve and the ceiling

@@ -67,6 +67,8 @@ def markdown(run: dict[str, Any]) -> str:
         layout = f", engine layout {info['layout']}" if info.get("layout") else ""
         lines.append(f"- **{name}**: {info.get('version') or '?'} at {where}, model `{info.get('model')}` "
                      f"({fmt}, {quant}){layout}{extra}")
+    if any(lvl.get("profile") for lvl in run["levels"]):
+        lines += ["", "**Profiled run** (py-spy sampled the targets): its figures are not for quoting."]
     lines += ["", "| C | target | tok/s | req/s | TTFT p50 s | TTFT p95 s | ITL p50 ms | latency p50 s "
               "| latency p95 s | latency p99 s | errors | foreign CPU |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]

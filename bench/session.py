@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .machine import NOISY_FOREIGN_SHARE, Snapshot, cpu_usage, machine_facts
+from .profile import sampling
 from .report import markdown, write_all
 from .stats import level_summary
 from .workload import Workload, load_prompts, run_level, warm_up
@@ -174,12 +175,17 @@ async def _one_level(target: Any, targets: list[Any], workload: Workload, c: int
     groups["bench"] = [os.getpid()]
     waited = await wait_for_quiet(groups, args.wait_quiet)
     on_result = display.level(target.name, c, workload.n_requests(c))
-    before = Snapshot.take()
-    records, wall = await run_level(target, workload, c, on_result)
-    after = Snapshot.take()
+    pid = os.getpid() if target.kind == "ceiling" else target.pid  # the process running the front end
+    profile = args.out_dir / f"{args.stem}-{target.name}-C{c}-{len(args.profiles)}.txt"
+    with sampling(pid if args.profile else None, profile) as profiled:
+        before = Snapshot.take()
+        records, wall = await run_level(target, workload, c, on_result)
+        after = Snapshot.take()
+    if profiled:
+        args.profiles.append(profile.name)
     return {"target": target.name, "concurrency": c, "wall_s": wall, "summary": level_summary(records, wall),
             "cpu": cpu_usage(before, after, groups), "loadavg": list(os.getloadavg()),
-            "waited_for_quiet_s": waited, "requests": records}
+            "waited_for_quiet_s": waited, "profile": profile.name if profiled else None, "requests": records}
 
 
 async def run_benchmark(args: argparse.Namespace) -> int:
@@ -189,6 +195,8 @@ async def run_benchmark(args: argparse.Namespace) -> int:
                         seed=args.seed, repeat_penalty=args.repeat_penalty, chat=args.chat)
     out_dir = args.out or RESULTS
     stem = args.name or "bench-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    args.out_dir, args.stem, args.profiles = out_dir, stem, []
+    out_dir.mkdir(parents=True, exist_ok=True)
     run: dict[str, Any] = {
         "tool": "python -m bench", "argv": sys.argv[1:], "started_at": _now(), "machine": machine_facts(),
         "workload": {**workload.describe(), "concurrency": args.levels, "warmup": args.warmup,
