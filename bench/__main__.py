@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--retry-noisy", type=int, default=0, metavar="N",
                    help="run a level again, up to N more times, while other processes used over 10 %% of the "
                         "CPU during it (every run is kept; the table uses the clean ones)")
+    p.add_argument("--http-client", choices=["lean", "httpx"], default="lean",
+                   help="streams through bench's lean asyncio client (default; a third of httpx's CPU per "
+                        "token, which matters when client and server share 2 cores) or httpx (also for https)")
     p.add_argument("--timeout", type=float, default=600.0, help="per-request timeout, seconds")
     p.add_argument("--ollama-num-parallel", type=int, help="the OLLAMA_NUM_PARALLEL the Ollama target runs with")
     p.add_argument("--out", type=Path, help="output folder (default bench/results/)")

@@ -131,7 +131,8 @@ def build_targets(args: argparse.Namespace, served: dict[str, Any] | None) -> li
         if name == "ceiling":
             targets.append(CeilingTarget(name, value, settings_from_args(args)))
             continue
-        target = HttpTarget(name, value, models.get(name, args.model), args.timeout, max_connections=max_c)
+        target = HttpTarget(name, value, models.get(name, args.model), args.timeout, max_connections=max_c,
+                            http_client=args.http_client)
         target.pid = pids.get(name) or (served["pid"] if served and name == "vllama" else None)
         if target.pid is None and target.port and target.url.split("//")[-1].split(":")[0] in (
                 "127.0.0.1", "localhost", "[::1]"):

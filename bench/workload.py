@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .client import ProtocolError, StreamClient
 from .stats import inter_token_latency
 
 PROMPTS_FILE = Path(__file__).with_name("prompts.json")
@@ -114,20 +116,29 @@ class Target(Protocol):
 
 
 class HttpTarget:
-    """A server speaking Ollama's native API; `pid` (if known) is its process, for CPU accounting."""
+    """A server speaking Ollama's native API; `pid` (if known) is its process, for CPU accounting.
+
+    Streams go through the lean client (bench/client.py) unless `http_client` is "httpx" or the URL
+    is https; the other calls (/api/version, /api/show) always use httpx."""
 
     kind = "http"
 
     def __init__(self, name: str, url: str, model: str, timeout: float = 600.0, pid: int | None = None,
-                 max_connections: int = 64):
+                 max_connections: int = 64, http_client: str = "lean"):
         self.name = name
         self.url = url.rstrip("/")
         self.model = model
         self.pid = pid
+        self.timeout = timeout
         self.client = httpx.AsyncClient(
             base_url=self.url, timeout=httpx.Timeout(timeout, connect=30.0),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
+        self.lean = StreamClient(self.url) if http_client == "lean" and self.url.startswith("http://") else None
+
+    @property
+    def http_client(self) -> str:
+        return "lean" if self.lean else "httpx"
 
     @property
     def port(self) -> int | None:
@@ -144,18 +155,28 @@ class HttpTarget:
             "details": shown.get("details"), "show_error": shown.get("error"),
             "architecture": info.get("general.architecture"),
             "parameter_count": info.get("general.parameter_count"), "pid": self.pid,
+            "http_client": self.http_client,
         }
+
+    @asynccontextmanager
+    async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[Any]:
+        if self.lean:
+            async with self.lean.stream(path, body) as resp:
+                yield resp
+        else:
+            async with self.client.stream("POST", path, json=body) as resp:
+                yield _HttpxResponse(resp)
 
     async def request(self, workload: Workload, prompt: dict[str, str]) -> dict[str, Any]:
         path, body = workload.http_request(self.model, prompt)
         timer = Timer()
         final: dict[str, Any] = {}
         try:
-            async with self.client.stream("POST", path, json=body) as resp:
+            async with asyncio.timeout(self.timeout), self._stream(path, body) as resp:
                 if resp.status_code != 200:
-                    text = (await resp.aread()).decode(errors="replace")
+                    text = (await resp.read()).decode(errors="replace")
                     return timer.record(prompt["id"], 0, f"HTTP {resp.status_code}: {text[:200]}")
-                async for line in resp.aiter_lines():
+                async for line in resp.lines():
                     if not line.strip():
                         continue
                     obj = json.loads(line)
@@ -166,7 +187,8 @@ class HttpTarget:
                         timer.text(time.perf_counter())
                     if obj.get("done"):
                         final = obj
-        except (httpx.HTTPError, json.JSONDecodeError) as err:
+        except (httpx.HTTPError, OSError, TimeoutError, ValueError, ProtocolError, asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError) as err:  # ValueError covers bad JSON
             return timer.record(prompt["id"], timer.chunks, f"{type(err).__name__}: {err}")
         if not final:
             return timer.record(prompt["id"], timer.chunks, "stream ended without a done chunk")
@@ -176,9 +198,23 @@ class HttpTarget:
 
     async def close(self) -> None:
         await self.client.aclose()
+        if self.lean:
+            await self.lean.aclose()
 
     def pids(self) -> list[int]:
         return [self.pid] if self.pid else []
+
+
+class _HttpxResponse:
+    def __init__(self, resp: httpx.Response):
+        self.resp = resp
+        self.status_code = resp.status_code
+
+    def lines(self) -> AsyncIterator[str]:
+        return self.resp.aiter_lines()
+
+    async def read(self) -> bytes:
+        return await self.resp.aread()
 
 
 async def warm_up(target: Target, workload: Workload, n: int) -> list[dict[str, Any]]:

@@ -116,8 +116,8 @@ def scripted_url():
         yield url
 
 
-async def _one(url, model="m", setup=True, **workload):
-    target = HttpTarget("t", url, model)
+async def _one(url, model="m", setup=True, client="lean", **workload):
+    target = HttpTarget("t", url, model, http_client=client)
     try:
         info = await target.setup() if setup else None
         return info, await target.request(Workload(PROMPTS, **workload), PROMPTS[0])
@@ -125,9 +125,11 @@ async def _one(url, model="m", setup=True, **workload):
         await target.close()
 
 
+@pytest.mark.parametrize("client", ["lean", "httpx"])
 @pytest.mark.parametrize("chat", [False, True])
-def test_http_target_measures_a_streamed_request(scripted_url, chat):
-    info, rec = asyncio.run(_one(scripted_url, chat=chat))
+def test_http_target_measures_a_streamed_request(scripted_url, chat, client):
+    info, rec = asyncio.run(_one(scripted_url, chat=chat, client=client))
+    assert info["http_client"] == client
     assert info["version"] == "0.24.0"
     assert info["details"]["format"] == "gguf" and info["architecture"] == "llama"
     assert rec["error"] is None
@@ -138,13 +140,14 @@ def test_http_target_measures_a_streamed_request(scripted_url, chat):
     assert rec["server"]["done_reason"] == "length" and rec["server"]["eval_duration"] == 20_000_000
 
 
-def test_http_target_reports_errors_instead_of_raising(scripted_url):
-    _, rec = asyncio.run(_one(scripted_url, model="missing"))
-    assert rec["error"].startswith("HTTP 404") and rec["ttft_s"] is None
-    _, rec = asyncio.run(_one(scripted_url, seed=666))
+@pytest.mark.parametrize("client", ["lean", "httpx"])
+def test_http_target_reports_errors_instead_of_raising(scripted_url, client):
+    _, rec = asyncio.run(_one(scripted_url, model="missing", client=client))
+    assert rec["error"].startswith("HTTP 404: {") and rec["ttft_s"] is None
+    _, rec = asyncio.run(_one(scripted_url, seed=666, client=client))
     assert rec["error"] == "stream error: boom" and rec["eval_count"] == 3
-    _, rec = asyncio.run(_one("http://127.0.0.1:9", setup=False))  # nothing listens there
-    assert rec["error"].startswith("ConnectError")
+    _, rec = asyncio.run(_one("http://127.0.0.1:9", setup=False, client=client))  # nothing listens there
+    assert rec["error"].startswith("Conn")
 
 
 def test_warm_up_sends_n_requests(scripted_url):
