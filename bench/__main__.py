@@ -24,8 +24,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", action="append", default=[], metavar="NAME=URL",
-                   help="a server speaking Ollama's API; NAME 'ceiling' takes a model folder or store name "
-                        "and runs the engine in-process (repeatable)")
+                   help="a server speaking Ollama's API; a NAME starting with 'ceiling' takes a model folder or "
+                        "store name and runs the engine in-process, and the one named 'ceiling' is the "
+                        "reference of the ratio table (repeatable)")
     p.add_argument("--serve", action="store_true",
                    help="start `python -m vllama serve` on a free port as target 'vllama', stop it at the end")
     p.add_argument("--model", help="model name sent to the HTTP targets")
@@ -83,7 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("target names must be unique (--serve adds 'vllama')")
     if not names:
         p.error("give at least one --target or --serve")
-    if any(n != "ceiling" for n in names) and not args.model:
+    if any(not n.startswith("ceiling") for n in names) and not args.model:
         p.error("--model is required for HTTP targets")
     return args
 

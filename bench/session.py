@@ -128,7 +128,7 @@ def build_targets(args: argparse.Namespace, served: dict[str, Any] | None) -> li
     targets: list[Any] = []
     entries = list(args.targets) + ([("vllama", served["url"])] if served else [])
     for name, value in entries:
-        if name == "ceiling":
+        if name.startswith("ceiling"):
             targets.append(CeilingTarget(name, value, settings_from_args(args)))
             continue
         target = HttpTarget(name, value, models.get(name, args.model), args.timeout, max_connections=max_c,

@@ -28,6 +28,8 @@ def test_bad_arguments_exit(argv):
 
 def test_the_ceiling_alone_needs_no_model_name():
     assert parse_args(["--target", "ceiling=/some/folder"]).targets == [("ceiling", "/some/folder")]
+    args = parse_args(["--target", "ceiling=m", "--target", "ceiling-folder=/some/folder"])
+    assert [t.kind for t in build_targets(args, None)] == ["ceiling", "ceiling"]
 
 
 def test_engine_flags_pass_through_to_serve_and_the_ceiling_reads_the_same():
