@@ -9,7 +9,6 @@ between this and vllama is vllama's serving path: HTTP, JSON, the scheduler and 
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import json
 import os
@@ -106,9 +105,8 @@ class CeilingTarget:
         runner, self.runner = self.runner, None
         if runner is not None:
             await asyncio.to_thread(runner.shutdown)
-            del runner
-            await asyncio.sleep(0)  # let the cancelled output handler finish, then collect the engine now:
-            gc.collect()  # its __del__ at interpreter exit finds vLLM's modules half torn down
+            # AsyncLLM.__del__ shuts down again; run at interpreter exit, it finds vLLM half torn down.
+            runner.engine.shutdown = lambda *args, **kwargs: None
 
     def pids(self) -> list[int]:
         """The engine core runs in processes this one started for it: counted as the ceiling's CPU.
