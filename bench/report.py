@@ -141,7 +141,9 @@ def plot(run: dict[str, Any], path: Path) -> Path:
     else:
         ax_ttft.set_ylim(bottom=0)
     ax_tok.legend(fontsize=8)
-    fig.suptitle(f"{run.get('started_at', '')[:10]} · {run.get('machine', {}).get('cpu_model', '')}", fontsize=8)
+    m = run.get("machine", {})
+    fig.suptitle(f"{run.get('started_at', '')[:10]} · {m.get('cpu_model', '')}, {m.get('logical_cpus', '?')} CPUs, "
+                 f"{m.get('memory_gib', '?')} GiB · {m.get('engine_package') or ''}", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
