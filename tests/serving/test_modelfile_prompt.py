@@ -1,8 +1,9 @@
 """Modelfile layers + a request -> the prompt, checked against what a real Ollama 0.24 rendered.
 
-The exchanges in data/rendered/ were recorded from Ollama serving the store in
-tests/models/data/ollama-store with `_debug_render_only: true`: each holds the curl command (with
-the request body) and the raw HTTP answer, whose `_debug_info.rendered_template` is the prompt.
+The exchanges in data/rendered/ were recorded from Ollama serving the store in data/ollama-store
+(manifests and small layers as Ollama wrote them; the GGUF is not needed here) with
+`_debug_render_only: true`: each holds the curl command (with the request body) and the raw HTTP
+answer, whose `_debug_info.rendered_template` is the prompt.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from vllama.serving.modelfile_prompt import (
 from vllama.serving.ollama_template import PromptToolCall, message_from_wire
 
 RENDERED = Path(__file__).parent / "data" / "rendered"
-STORE = Path(__file__).parents[1] / "models" / "data" / "ollama-store"
+STORE = Path(__file__).parent / "data" / "ollama-store"
 # The store's manifests by the names the exchanges use; smollm2:135m was copied to ollama-smol:q4.
 MANIFESTS = {"ollama-pirate": "ollama-pirate/latest",
              "ollama-custom-template": "ollama-custom-template/latest",
