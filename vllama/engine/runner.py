@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +24,9 @@ class VllmRunner:
         self.context_length = context_length
         self.cache_bytes = cache_bytes  # for /api/ps `size`: weights + KV cache
         self.on_gpu = on_gpu
+        # request id -> what it asked for: logged when the engine core dies, to name the mix that killed it
+        self._in_flight: dict[str, str] = {}
+        self._death_logged = False
 
     @classmethod
     def start(cls, engine_kwargs: dict[str, Any]) -> VllmRunner:
@@ -85,6 +89,7 @@ class VllmRunner:
         except (ValueError, VLLMClientError) as err:  # vLLM's VLLMValidationError
             raise InvalidRequest(str(err)) from err
         request_id = f"vllama-{next(_ids)}"
+        self._in_flight[request_id] = _describe(request)
         started = time.perf_counter_ns()
         first = last = 0
         count = 0
@@ -120,15 +125,46 @@ class VllmRunner:
             from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
             if isinstance(err, (EngineDeadError, EngineGenerateError)):
+                self._log_death(request_id)
                 raise EngineError(f"model runner failed: {err or type(err).__name__}") from err
             if isinstance(err, (ValueError, VLLMClientError)) and not answered:  # input processing refused it
                 raise InvalidRequest(str(err)) from err
             raise
+        finally:
+            self._in_flight.pop(request_id, None)
+
+    def _log_death(self, request_id: str) -> None:
+        """Once per engine: the requests in flight when its core died (the first failing one first)."""
+        if self._death_logged:
+            return
+        self._death_logged = True
+        mix = [self._in_flight.get(request_id, "?")] + [d for r, d in self._in_flight.items() if r != request_id]
+        log.error("engine core died with %d requests in flight: %s", len(mix), "; ".join(mix))
+
+
+def _describe(request: Completion) -> str:
+    """The parts of a request that decide which engine code paths a step takes."""
+    s = request.sampling
+    parts = [f"prompt={len(request.prompt_ids)}", f"max_tokens={s.get('max_tokens')}",
+             f"temperature={s.get('temperature')}"]
+    parts += [f"{k}={s[k]}" for k in ("seed", "top_k", "top_p", "min_p", "repetition_penalty",
+                                      "presence_penalty", "frequency_penalty", "stop") if s.get(k)]
+    if request.json_schema is not None or request.want_json or request.regex:
+        parts.append("structured")
+    if request.logprobs is not None:
+        parts.append(f"logprobs={request.logprobs}")
+    return " ".join(parts)
+
+
+# A candidate the grammar (`format`) masked out has a logprob of -inf, which JSON cannot carry; vLLM's
+# own OpenAI server answers -9999.0 for it, and so does vllama.
+MIN_LOGPROB = -9999.0
 
 
 def _entry(token: str | None, logprob: float) -> dict[str, Any]:
     text = token or ""
-    return {"token": text, "logprob": logprob, "bytes": list(text.encode("utf-8"))}
+    finite = logprob if math.isfinite(logprob) else MIN_LOGPROB
+    return {"token": text, "logprob": max(finite, MIN_LOGPROB), "bytes": list(text.encode("utf-8"))}
 
 
 def _ollama_logprobs(completion: Any, top: int) -> list[dict[str, Any]]:

@@ -62,10 +62,22 @@ class Scheduler:
         self._loaded: dict[str, Loaded] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._reaper: asyncio.Task | None = None
+        self._closing: set[asyncio.Task] = set()
         self._check_every = check_every
 
     def loaded(self) -> list[Loaded]:
+        """The live models. An engine whose core died is dropped here, so /api/ps and /metrics never
+        report a dead model or its requests as live; the next request for it loads it again."""
+        self._drop_dead()
         return sorted(self._loaded.values(), key=lambda m: m.expires_at, reverse=True)
+
+    def _drop_dead(self) -> None:
+        for entry in [e for e in self._loaded.values() if not e.runner.alive]:
+            log.warning("engine for %s died; dropped (the next request reloads it)", entry.key)
+            self._loaded.pop(entry.key, None)
+            task = asyncio.get_running_loop().create_task(asyncio.to_thread(entry.runner.shutdown))
+            self._closing.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._closing.discard)
 
     def get_loaded(self, key: str) -> Loaded | None:
         return self._loaded.get(key)
@@ -109,7 +121,8 @@ class Scheduler:
         self.in_flight -= 1
         entry.active -= 1
         entry.last_used = time.monotonic()
-        if entry.active == 0 and entry.keep_alive == 0:
+        # (only while it is still the loaded one: a dead engine's replacement may hold the key now)
+        if entry.active == 0 and entry.keep_alive == 0 and self._loaded.get(entry.key) is entry:
             asyncio.get_running_loop().create_task(self.unload(entry.key))
 
     async def unload(self, key: str) -> bool:
