@@ -1,0 +1,303 @@
+"""text/template/exec.go: walking a parse tree with data, as Go executes a template."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .funcs import BUILTINS, LAZY, UNSUPPORTED
+from .nodes import (
+    ActionNode, BoolNode, BranchNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode,
+    FieldNode, IdentifierNode, IfNode, ListNode, NilNode, Node, NumberNode, PipeNode, RangeNode,
+    StringNode, TextNode, VariableNode, WithNode,
+)
+from .values import (
+    NO_VALUE, GoMap, GoStruct, TemplateExecError, go_print, map_keys, truth, type_name,
+)
+
+
+class Break(Exception):
+    pass
+
+
+class Continue(Exception):
+    pass
+
+
+class State:
+    def __init__(self, funcs: dict[str, Callable[..., Any]], data: Any):
+        self.funcs = funcs
+        self.vars: list[tuple[str, Any]] = [("$", data)]
+        self.out: list[str] = []
+        self.node: Node | None = None
+
+    def error(self, msg: str) -> TemplateExecError:
+        line = self.node.line if self.node is not None else 0
+        return TemplateExecError(f"template: :{line}: executing \"\" at <{_describe(self.node)}>: {msg}")
+
+    def var(self, name: str) -> Any:
+        for n, v in reversed(self.vars):
+            if n == name:
+                return v
+        raise self.error(f"undefined variable: {name}")
+
+    def set_var(self, name: str, value: Any) -> None:
+        for i in range(len(self.vars) - 1, -1, -1):
+            if self.vars[i][0] == name:
+                self.vars[i] = (name, value)
+                return
+        raise self.error(f"undefined variable: {name}")
+
+    # walking
+    def walk(self, dot: Any, node: Node) -> None:
+        self.node = node
+        if isinstance(node, TextNode):
+            self.out.append(node.text)
+        elif isinstance(node, ListNode):
+            for n in node.nodes:
+                self.walk(dot, n)
+        elif isinstance(node, ActionNode):
+            assert node.pipe is not None
+            value = self.eval_pipeline(dot, node.pipe)
+            if not node.pipe.decl:
+                self.node = node
+                self.out.append(self.printable(value))
+        elif isinstance(node, (IfNode, WithNode)):
+            self.walk_if_or_with(dot, node)
+        elif isinstance(node, RangeNode):
+            self.walk_range(dot, node)
+        elif isinstance(node, BreakNode):
+            raise Break()
+        elif isinstance(node, ContinueNode):
+            raise Continue()
+        else:
+            raise self.error(f"unknown node: {type(node).__name__}")
+
+    def printable(self, value: Any) -> str:
+        try:
+            return go_print(value)
+        except TemplateExecError as e:
+            raise self.error(e.message) from None
+
+    def walk_if_or_with(self, dot: Any, node: BranchNode) -> None:
+        mark = len(self.vars)
+        try:
+            assert node.pipe is not None and node.list is not None
+            value = self.eval_pipeline(dot, node.pipe)
+            if truth(value):
+                self.walk(value if isinstance(node, WithNode) else dot, node.list)
+            elif node.else_list is not None:
+                self.walk(dot, node.else_list)
+        finally:
+            del self.vars[mark:]
+
+    def walk_range(self, dot: Any, node: RangeNode) -> None:
+        mark = len(self.vars)
+        try:
+            assert node.pipe is not None and node.list is not None
+            value = self.eval_pipeline(dot, node.pipe)
+            self.node = node
+            pairs: Iterator[tuple[Any, Any]]
+            if value is None or value is NO_VALUE:
+                pairs = iter(())
+            elif isinstance(value, (list, tuple)):
+                pairs = iter(list(enumerate(value)))
+            elif isinstance(value, dict):
+                pairs = iter([(k, value[k]) for k in map_keys(value)])
+            elif isinstance(value, int) and not isinstance(value, bool):
+                if len(node.pipe.decl) > 1:
+                    raise self.error(f"can't use {value} to iterate over more than one variable")
+                pairs = iter([(i, i) for i in range(value)])
+            else:
+                raise self.error(f"range can't iterate over {go_print(value)}")
+            ran = False
+            for index, elem in pairs:
+                ran = True
+                decl = node.pipe.decl
+                if decl:
+                    if node.pipe.is_assign:
+                        if len(decl) > 1:
+                            self.set_var(decl[0].ident[0], index)
+                            self.set_var(decl[1].ident[0], elem)
+                        else:
+                            self.set_var(decl[0].ident[0], elem)
+                    else:
+                        # the last declared variable is the element, the first the index
+                        top = len(self.vars) - 1
+                        self.vars[top] = (self.vars[top][0], elem)
+                        if len(decl) > 1:
+                            self.vars[top - 1] = (self.vars[top - 1][0], index)
+                inner = len(self.vars)
+                try:
+                    self.walk(elem, node.list)
+                except Continue:
+                    pass
+                except Break:
+                    del self.vars[inner:]
+                    break
+                finally:
+                    del self.vars[inner:]
+            if not ran and node.else_list is not None:
+                self.walk(dot, node.else_list)
+        finally:
+            del self.vars[mark:]
+
+    # evaluation
+    def eval_pipeline(self, dot: Any, pipe: PipeNode) -> Any:
+        self.node = pipe
+        value: Any = _MISSING
+        for cmd in pipe.cmds:
+            value = self.eval_command(dot, cmd, value)
+        for variable in pipe.decl:
+            if pipe.is_assign:
+                self.set_var(variable.ident[0], value)
+            else:
+                self.vars.append((variable.ident[0], value))
+        return value
+
+    def eval_command(self, dot: Any, cmd: CommandNode, final: Any) -> Any:
+        first = cmd.args[0]
+        self.node = first
+        if isinstance(first, FieldNode):
+            return self.eval_field_chain(dot, dot, first.ident, cmd.args, final)
+        if isinstance(first, ChainNode):
+            return self.eval_chain(dot, first, cmd.args, final)
+        if isinstance(first, IdentifierNode):
+            return self.eval_function(dot, first, cmd.args, final)
+        if isinstance(first, PipeNode):
+            self.not_a_function(cmd.args, final)
+            return self.eval_pipeline(dot, first)
+        if isinstance(first, VariableNode):
+            value = self.var(first.ident[0])
+            if len(first.ident) == 1:
+                self.not_a_function(cmd.args, final)
+                return value
+            return self.eval_field_chain(dot, value, first.ident[1:], cmd.args, final)
+        self.not_a_function(cmd.args, final)
+        if isinstance(first, BoolNode):
+            return first.value
+        if isinstance(first, DotNode):
+            return dot
+        if isinstance(first, NilNode):
+            raise self.error("nil is not a command")
+        if isinstance(first, NumberNode):
+            return first.value
+        if isinstance(first, StringNode):
+            return first.value
+        raise self.error(f"can't evaluate command {first!r}")
+
+    def not_a_function(self, args: list[Node], final: Any) -> None:
+        if len(args) > 1 or final is not _MISSING:
+            raise self.error(f"can't give argument to non-function {_describe(args[0])}")
+
+    def eval_chain(self, dot: Any, chain: ChainNode, args: list[Node], final: Any) -> Any:
+        assert chain.node is not None
+        pipe = chain.node
+        value = (self.eval_pipeline(dot, pipe) if isinstance(pipe, PipeNode)
+                 else self.eval_arg(dot, pipe))
+        return self.eval_field_chain(dot, value, chain.fields, args, final)
+
+    def eval_field_chain(self, dot: Any, receiver: Any, ident: list[str], args: list[Node],
+                         final: Any) -> Any:
+        for name in ident[:-1]:
+            receiver = self.eval_field(receiver, name, has_args=False)
+        has_args = len(args) > 1 or final is not _MISSING
+        return self.eval_field(receiver, ident[-1], has_args)
+
+    def eval_field(self, receiver: Any, name: str, has_args: bool) -> Any:
+        if receiver is NO_VALUE:
+            return NO_VALUE
+        if receiver is None:
+            raise self.error(f"nil pointer evaluating interface {{}}.{name}")
+        if isinstance(receiver, GoStruct):
+            if name not in receiver.fields:
+                raise self.error(f"can't evaluate field {name} in type {receiver.type_name}")
+            if has_args:
+                raise self.error(f"{name} has arguments but cannot be invoked as function")
+            return receiver.fields[name]
+        if isinstance(receiver, dict):
+            if has_args:
+                raise self.error(f"{name} is not a method but has arguments")
+            if name in receiver:
+                return receiver[name]
+            return None if isinstance(receiver, GoMap) else NO_VALUE
+        raise self.error(f"can't evaluate field {name} in type {type_name(receiver)}")
+
+    def eval_function(self, dot: Any, node: IdentifierNode, args: list[Node], final: Any) -> Any:
+        name = node.name
+        arg_nodes = args[1:]
+        if name in LAZY:  # Go evaluates and/or operands only until the answer is known
+            thunks: list[Callable[[], Any]] = [lambda n=n: self.eval_arg(dot, n) for n in arg_nodes]
+            if final is not _MISSING:
+                thunks.append(lambda: final)
+            if not thunks:
+                raise self.error(f"wrong number of args for {name}: want at least 1 got 0")
+            value: Any = None
+            for thunk in thunks:
+                value = thunk()
+                if truth(value) != (name == "and"):
+                    return value
+            return value
+            return value
+        fn = self.funcs.get(name) or BUILTINS.get(name)
+        if fn is None:
+            if name in UNSUPPORTED:
+                raise self.error(f"{name} is not supported by vllama's template renderer")
+            raise self.error(f'"{name}" is not a defined function')
+        values = [self.eval_arg(dot, n) for n in arg_nodes]
+        if final is not _MISSING:
+            values.append(final)
+        self.node = node
+        try:
+            return fn(*values)
+        except TemplateExecError as e:
+            raise self.error(f"error calling {name}: {e.message}") from None
+        except TypeError:
+            raise self.error(f"wrong number of args for {name}: got {len(values)}") from None
+
+    def eval_arg(self, dot: Any, node: Node) -> Any:
+        self.node = node
+        if isinstance(node, DotNode):
+            return dot
+        if isinstance(node, NilNode):
+            return None
+        if isinstance(node, FieldNode):
+            return self.eval_field_chain(dot, dot, node.ident, [node], _MISSING)
+        if isinstance(node, VariableNode):
+            value = self.var(node.ident[0])
+            if len(node.ident) == 1:
+                return value
+            return self.eval_field_chain(dot, value, node.ident[1:], [node], _MISSING)
+        if isinstance(node, PipeNode):
+            return self.eval_pipeline(dot, node)
+        if isinstance(node, IdentifierNode):
+            return self.eval_function(dot, node, [node], _MISSING)
+        if isinstance(node, ChainNode):
+            return self.eval_chain(dot, node, [node], _MISSING)
+        if isinstance(node, (BoolNode, NumberNode, StringNode)):
+            return node.value
+        raise self.error(f"can't handle {_describe(node)} for arg")
+
+
+_MISSING = object()  # "no value from a previous pipeline stage"
+
+
+def _describe(node: Node | None) -> str:
+    """A node as Go's error messages quote it (approximately: `.Field`, `$x.A`, `eq`)."""
+    if isinstance(node, FieldNode):
+        return "." + ".".join(node.ident)
+    if isinstance(node, VariableNode):
+        return ".".join(node.ident)
+    if isinstance(node, IdentifierNode):
+        return node.name
+    if isinstance(node, StringNode):
+        return node.quoted
+    if isinstance(node, NumberNode):
+        return node.text
+    if isinstance(node, DotNode):
+        return "."
+    if isinstance(node, PipeNode):
+        return "(" + " | ".join(" ".join(_describe(a) for a in c.args) for c in node.cmds) + ")"
+    if isinstance(node, ChainNode):
+        return _describe(node.node) + "".join("." + f for f in node.fields)
+    return type(node).__name__ if node is not None else ""

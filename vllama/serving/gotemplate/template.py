@@ -1,0 +1,65 @@
+"""GoTemplate: parse once, execute many times; and the names a template refers to."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable
+from typing import Any
+
+from .execute import Break, Continue, State
+from .funcs import KNOWN_FUNCS, ollama_funcs
+from .nodes import ActionNode, BranchNode, FieldNode, ListNode, Node, PipeNode, VariableNode
+from .parser import Parser
+from .values import TemplateExecError
+
+
+def identifiers(node: Node) -> list[str]:
+    """Ollama's template.Identifiers: field and variable names reachable through lists, actions,
+    branch pipelines and bodies, and nested pipelines (not through chains)."""
+    if isinstance(node, ListNode):
+        return [name for n in node.nodes for name in identifiers(n)]
+    if isinstance(node, ActionNode):
+        return identifiers(node.pipe) if node.pipe is not None else []
+    if isinstance(node, BranchNode):
+        names = identifiers(node.pipe) if node.pipe is not None else []
+        for lst in (node.list, node.else_list):
+            if lst is not None:
+                names += identifiers(lst)
+        return names
+    if isinstance(node, PipeNode):
+        return [name for c in node.cmds for a in c.args for name in identifiers(a)]
+    if isinstance(node, (FieldNode, VariableNode)):
+        return list(node.ident)
+    return []
+
+
+class GoTemplate:
+    """A parsed Go template. `parse` raises TemplateParseError; `execute` TemplateExecError."""
+
+    def __init__(self, source: str, root: ListNode):
+        self.source = source
+        self.root = root
+
+    @classmethod
+    def parse(cls, source: str) -> GoTemplate:
+        return cls(source, Parser(source, KNOWN_FUNCS).parse())
+
+    def vars(self) -> set[str]:
+        """The lower-cased names the template refers to (Ollama's Template.Vars)."""
+        return {name.lower() for n in self.root.nodes for name in identifiers(n)}
+
+    def execute(self, data: Any, *, funcs: dict[str, Callable[..., Any]] | None = None,
+                today: _dt.date | None = None) -> str:
+        """Render with `data` as dot. `funcs` replaces Ollama's function set (None: Ollama's, with
+        currentDate answering `today`); Go's builtins are always there."""
+        state = State(ollama_funcs(today) if funcs is None else funcs, data)
+        try:
+            state.walk(data, self.root)
+        except (Break, Continue):  # unreachable: the parser keeps them inside range
+            raise state.error("break or continue outside range") from None
+        except RecursionError:
+            raise TemplateExecError("template: exceeded maximum template depth") from None
+        return "".join(state.out)
+
+    def with_nodes(self, root: ListNode) -> GoTemplate:
+        return GoTemplate(self.source, root)
