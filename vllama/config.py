@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
@@ -23,9 +24,24 @@ class HostPort:
         return f"{self.scheme}://{host}:{self.port}"
 
 
-def _env(name: str) -> str:
-    # Ollama strips surrounding spaces and quotes from every variable.
+def env(name: str) -> str:
+    """A variable as Ollama reads it: surrounding spaces and quotes stripped."""
     return os.environ.get(name, "").strip().strip("\"'").strip()
+
+
+_env = env  # the name engine/args.py imports
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether a bind or connect address is this machine only (`localhost`, 127.x, ::1, `[::1]`)."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_host(value: str) -> HostPort:
@@ -59,7 +75,7 @@ def parse_host(value: str) -> HostPort:
 
 def server_host() -> HostPort:
     """Where `serve` binds and where the CLI connects: VLLAMA_HOST, else OLLAMA_HOST."""
-    return parse_host(_env("VLLAMA_HOST") or _env("OLLAMA_HOST"))
+    return parse_host(env("VLLAMA_HOST") or env("OLLAMA_HOST"))
 
 
 def client_url() -> str:
@@ -70,7 +86,7 @@ def client_url() -> str:
 
 
 def models_dir() -> Path:
-    value = _env("VLLAMA_MODELS")
+    value = env("VLLAMA_MODELS")
     return Path(value).expanduser() if value else Path.home() / ".vllama" / "models"
 
 
@@ -122,7 +138,7 @@ def keep_alive_seconds(value: object, default: float) -> float:
 
 
 def default_keep_alive() -> float:
-    value = _env("OLLAMA_KEEP_ALIVE")
+    value = env("OLLAMA_KEEP_ALIVE")
     if not value:
         return 300.0
     try:
@@ -133,6 +149,6 @@ def default_keep_alive() -> float:
 
 def env_int(name: str, default: int) -> int:
     try:
-        return int(_env(name) or default)
+        return int(env(name) or default)
     except ValueError:
         return default

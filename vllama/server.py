@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
-from .config import env_int, server_host
+from .config import env_int, is_loopback, server_host
 from .engine.args import COMMON_ARGS, EngineSettings
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from .engine.base import Engine, ModelRecord
+    from .models.store import ModelStore
 
 log = logging.getLogger("vllama")
 
@@ -35,7 +40,7 @@ def settings_from_args(args: argparse.Namespace) -> EngineSettings:
     return settings
 
 
-def build(settings: EngineSettings, store: Any = None, bind_host: str | None = None) -> Any:
+def build(settings: EngineSettings, store: ModelStore | None = None, bind_host: str | None = None) -> Starlette:
     """The app with a real store and a vLLM-backed scheduler (vllm is imported on first load)."""
     from .api.app import build_app
     from .engine.scheduler import Scheduler
@@ -43,7 +48,8 @@ def build(settings: EngineSettings, store: Any = None, bind_host: str | None = N
 
     store = store or ModelStore()
 
-    def start_runner(model: Any) -> Any:
+    def start_runner(model: ModelRecord) -> Engine:
+        model = store.servable(model)  # a GGUF-born model is dequantised here, once, on its first load
         if "embedding" in model.capabilities:
             from .engine.embedder import VllmEmbedder, embedder_kwargs
 
@@ -58,22 +64,13 @@ def build(settings: EngineSettings, store: Any = None, bind_host: str | None = N
     return build_app(store, scheduler, bind_host=bind_host)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     settings = settings_from_args(args)
     settings.apply_process_env()
     hp = server_host()
-    if not _is_loopback(hp.host):
+    if not is_loopback(hp.host):
         log.warning("listening on %s: reachable from other machines", hp.host)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = build(settings, bind_host=hp.host)

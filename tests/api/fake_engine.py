@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,6 +31,11 @@ class FakeRunner:
     chat_template: str = ""
     tokenizer: Any = field(default_factory=object)
     shutdowns: int = 0
+    cache_bytes: int = 0
+    on_gpu: bool = False
+
+    def unfinished(self) -> int:
+        return 0
 
     def render_chat(self, messages: list[dict[str, Any]], tools: Any = None, **kwargs: Any) -> str:
         return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
@@ -68,10 +75,13 @@ class FakeStore:
     @staticmethod
     def _model(name: str, capabilities: list[str]) -> Any:
         display = ModelName.parse(name).display
+        # the fields of vllama.engine.base.ModelRecord
         return SimpleNamespace(
             name=display, model_name=ModelName.parse(name), digest="ab" * 32, size=1000, config={}, capabilities=capabilities,
             details={"parent_model": "", "format": "safetensors", "family": "llama", "families": ["llama"],
                      "parameter_size": "1M", "quantization_level": "F32"},
+            parameters={}, path=Path("/nonexistent"), manifest={}, files=[],
+            modified_at=datetime.fromtimestamp(0, timezone.utc),
         )
 
     def get(self, name: str) -> Any:

@@ -35,6 +35,11 @@ class FakeEmbedder:
         self.calls: list[dict[str, Any]] = []
         self.alive = True
         self.fail = False
+        self.cache_bytes = 0
+        self.on_gpu = False
+
+    def unfinished(self) -> int:
+        return 0
 
     def shutdown(self) -> None:
         pass

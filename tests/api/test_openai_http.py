@@ -17,10 +17,13 @@ import pytest
 
 from tests.api.fake_engine import FakeRunner, FakeStore
 from tests.live_server import app_in_thread
-from vllama.api import openai as oai
 from vllama.api.app import build_app
 from vllama.api.errors import APIError
+from vllama.api.openai import routes as oai_routes
+from vllama.api.openai import schema as oai
+from vllama.engine.base import ToolCall
 from vllama.engine.scheduler import Scheduler
+from vllama.serving.events import Delta, Done, Metrics
 from vllama.models.names import ModelName
 
 GOLDEN_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference" / "ollama-golden"
@@ -234,23 +237,15 @@ def test_models_list_empty_is_a_list():
 
 @pytest.fixture
 def captured(monkeypatch):
-    """Replace the engine path: record the parsed native request, answer with scripted chunks."""
+    """Replace the serving pipeline: record the parsed native request, answer with scripted events."""
     seen: dict[str, Any] = {"chunks": None}
 
-    async def fake_open_stream(request, req, is_chat):
+    async def fake_generate(ctx, req):
         seen["req"] = req
+        for event in seen["chunks"] or [Delta(content="ok"), Done("stop", Metrics(0, 0, 3, 0, 1, 0))]:
+            yield event
 
-        async def gen():
-            for chunk in seen["chunks"] or [
-                {"model": req.model, "message": {"role": "assistant", "content": "ok"}, "done": False},
-                {"model": req.model, "message": {"role": "assistant", "content": ""}, "done": True,
-                 "done_reason": "stop", "prompt_eval_count": 3, "eval_count": 1},
-            ]:
-                yield chunk
-
-        return gen()
-
-    monkeypatch.setattr(oai, "open_stream", fake_open_stream)
+    monkeypatch.setattr(oai_routes, "generate", fake_generate)
     return seen
 
 
@@ -438,14 +433,10 @@ def test_empty_prompt_only_loads(url, runner):
 
 
 THINK_AND_CALL = [
-    {"model": "m", "message": {"role": "assistant", "content": "", "thinking": "Let me"}, "done": False},
-    {"model": "m", "message": {"role": "assistant", "content": "Hi", "thinking": " think."}, "done": False,
-     "logprobs": [{"token": "Hi", "logprob": -0.5, "bytes": [72, 105]}]},
-    {"model": "m", "message": {"role": "assistant", "content": "", "tool_calls": [
-        {"id": "call_abc", "function": {"index": 0, "name": "get_weather", "arguments": {"city": "Paris"}}}]},
-     "done": False},
-    {"model": "m", "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
-     "prompt_eval_count": 10, "eval_count": 7},
+    Delta(thinking="Let me"),
+    Delta(content="Hi", thinking=" think.", logprobs=[{"token": "Hi", "logprob": -0.5, "bytes": [72, 105]}]),
+    Delta(tool_calls=[ToolCall(id="call_abc", index=0, name="get_weather", arguments={"city": "Paris"})]),
+    Done("stop", Metrics(0, 0, 10, 0, 7, 0)),
 ]
 
 
@@ -457,7 +448,7 @@ def test_reasoning_and_tool_calls_not_streamed(url, captured):
         {"id": "call_abc", "index": 0, "type": "function",
          "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]}
     assert choice["finish_reason"] == "tool_calls"
-    assert choice["logprobs"] == {"content": THINK_AND_CALL[1]["logprobs"]}
+    assert choice["logprobs"] == {"content": THINK_AND_CALL[1].logprobs}
     assert body["usage"] == {"prompt_tokens": 10, "completion_tokens": 7, "total_tokens": 17}
 
 
@@ -471,14 +462,14 @@ def test_reasoning_and_tool_calls_streamed(url, captured):
     # reasoning and content in one native chunk become two chunks
     assert deltas[1] == {"role": "assistant", "content": "", "reasoning": " think."}
     assert deltas[2] == {"role": "assistant", "content": "Hi"}
-    assert chunks[2]["choices"][0]["logprobs"] == {"content": THINK_AND_CALL[1]["logprobs"]}
+    assert chunks[2]["choices"][0]["logprobs"] == {"content": THINK_AND_CALL[1].logprobs}
     assert deltas[3]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}
     # the call was sent earlier: the finish chunk still says tool_calls
     assert [c["choices"][0]["finish_reason"] for c in chunks] == [None, None, None, None, "tool_calls"]
 
 
 def test_tool_calls_get_ids():
-    calls = oai.tool_calls_out([{"function": {"name": "f", "arguments": {}}}])
+    calls = oai.tool_calls_out([ToolCall(id="", index=0, name="f", arguments={})])
     assert calls[0]["id"].startswith("call_") and len(calls[0]["id"]) == 13
     assert calls[0]["function"] == {"name": "f", "arguments": "{}"} and calls[0]["index"] == 0
 
@@ -535,11 +526,11 @@ def test_disconnect_cancels_engine_request(runner, stream):
 
 
 def test_openai_error_helper():
-    r = oai.openai_error(503, "busy")
+    r = oai_routes.openai_error(503, "busy")
     assert r.status_code == 503 and json.loads(r.body) == {"error": {"message": "busy", "type": "api_error",
                                                                      "param": None, "code": None}}
 
-    @oai.openai_errors
+    @oai_routes.openai_errors
     async def handler(request):
         raise APIError(404, "gone")
 

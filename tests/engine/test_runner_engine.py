@@ -6,10 +6,11 @@ import asyncio
 
 import pytest
 
-from vllama.api.replies import ReplyShape, ReplyWriter
+from vllama.api.ollama import render
 from vllama.engine.args import EngineSettings
 from vllama.engine.base import Completion
 from vllama.engine.parsers import ThinkingSplitter, tool_parser_name
+from vllama.serving.replies import ReplyShape, ReplyWriter
 
 pytestmark = pytest.mark.engine
 GREEDY = {"temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": None, "max_tokens": 60}
@@ -30,12 +31,13 @@ def runner(tiny_folder):
     r.loop.close()
 
 
-def run(runner, completion: Completion, shape: ReplyShape) -> list[dict]:
+def run(runner, completion: Completion, shape: ReplyShape, is_chat: bool = True) -> list[dict]:
+    """The reply's deltas as Ollama's chunks."""
     async def go():
         writer = ReplyWriter(shape)
         out = []
         async for chunk in runner.complete(completion):
-            out += writer.feed(chunk)
+            out += [render.chunk("tiny", is_chat, delta) for delta in writer.feed(chunk)]
         return out
 
     return runner.loop.run_until_complete(go())
@@ -47,8 +49,7 @@ def prompt(runner, text: str) -> list[int]:
 
 def test_forced_tool_call_is_parsed_into_tool_calls(runner):
     regex = r'<tool_call>\n\{"name": "get_weather", "arguments": \{"city": "(Paris|Rome)"\}\}\n</tool_call>'
-    shape = ReplyShape(model="tiny", is_chat=True, tool_parser=tool_parser_name("<tool_call>"), tools=TOOLS,
-                       tokenizer=runner.tokenizer)
+    shape = ReplyShape(tool_parser=tool_parser_name("<tool_call>"), tools=TOOLS, tokenizer=runner.tokenizer)
     pieces = run(runner, Completion(prompt(runner, "weather?"), dict(GREEDY), regex=regex), shape)
     calls = [c for p in pieces for c in p["message"].get("tool_calls", [])]
     assert len(calls) == 1 and calls[0]["function"]["name"] == "get_weather"
@@ -58,7 +59,7 @@ def test_forced_tool_call_is_parsed_into_tool_calls(runner):
 
 def test_forced_thinking_is_split(runner):
     regex = r"<think>[a-z]{1,8}( [a-z]{1,8}){0,3}</think>[A-Z][a-z]{1,8}"
-    shape = ReplyShape(model="tiny", is_chat=True, thinking=ThinkingSplitter())
+    shape = ReplyShape(thinking=ThinkingSplitter())
     pieces = run(runner, Completion(prompt(runner, "think"), dict(GREEDY), regex=regex), shape)
     thinking = "".join(p["message"].get("thinking", "") for p in pieces)
     content = "".join(p["message"]["content"] for p in pieces)
@@ -66,9 +67,9 @@ def test_forced_thinking_is_split(runner):
 
 
 def test_logprobs_properties(runner):
-    shape = ReplyShape(model="tiny", is_chat=False)
+    shape = ReplyShape()
     completion = Completion(prompt(runner, "hello"), {**GREEDY, "max_tokens": 8}, logprobs=3)
-    pieces = run(runner, completion, shape)
+    pieces = run(runner, completion, shape, is_chat=False)
     logprobs = [lp for p in pieces for lp in p.get("logprobs", [])]
     assert len(logprobs) == 8
     for lp in logprobs:

@@ -1,55 +1,36 @@
-"""The Starlette app: Ollama's routes, its error shapes, and the state handlers share."""
+"""The Starlette app: every dialect's routes, the security middleware, and errors as Ollama answers them."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
-from .. import OLLAMA_VERSION
 from ..config import default_keep_alive
-from .errors import APIError, error_response, json_response
-from .generate import chat, generate
-from .metrics import metrics
-from .openai import ROUTES as openai_routes
+from ..engine.scheduler import Scheduler
+from ..models.store import ModelStore
+from ..serving.context import ServingContext
+from ..serving.errors import ServingError
+from .errors import APIError, status_and_message
+from .gojson import GoDecodeError
+from .http import error_response
+from .metrics import ROUTES as metrics_routes
+from .ollama.models import ROUTES as model_routes
+from .ollama.routes import ROUTES as ollama_routes
+from .openai.routes import ROUTES as openai_routes
 from .security import SecurityMiddleware
-from .streaming import rfc3339
 
 log = logging.getLogger("vllama.api")
 
 
-async def root(request: Request) -> Response:
-    return PlainTextResponse("Ollama is running")
-
-
-async def version(request: Request) -> Response:
-    return json_response({"version": OLLAMA_VERSION})
-
-
-async def ps(request: Request) -> Response:
-    models = []
-    for entry in request.app.state.scheduler.loaded():
-        model = entry.model
-        size = model.size + getattr(entry.runner, "cache_bytes", 0)
-        models.append({
-            "name": model.name, "model": model.name, "size": size, "digest": model.digest,
-            "details": model.details, "expires_at": rfc3339(entry.expires_at),
-            "size_vram": size if getattr(entry.runner, "on_gpu", False) else 0,
-            "context_length": entry.runner.context_length,
-        })
-    return json_response({"models": models})
-
-
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, APIError)
-    return error_response(exc.status, exc.message)
+async def _failure(request: Request, exc: Exception) -> Response:
+    return error_response(*status_and_message(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -63,39 +44,26 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s", request.url.path, exc_info=exc)
-    return error_response(500, str(exc) or type(exc).__name__)
+    return error_response(*status_and_message(exc))
 
 
-def native_routes() -> list[Route]:
-    from .embed import ROUTES as embed_routes
-    from .model_routes import ROUTES as model_routes
-
-    return [
-        Route("/", root, methods=["GET", "HEAD"]),
-        Route("/api/version", version, methods=["GET", "HEAD"]),
-        Route("/api/ps", ps, methods=["GET"]),
-        Route("/api/generate", generate, methods=["POST"]),
-        Route("/api/chat", chat, methods=["POST"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        *model_routes,
-        *embed_routes,
-    ]
-
-
-def build_app(store: Any, scheduler: Any, keep_alive: float | None = None, bind_host: str | None = None) -> Starlette:
+def build_app(store: ModelStore, scheduler: Scheduler, keep_alive: float | None = None,
+              bind_host: str | None = None) -> Starlette:
     @asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await scheduler.shutdown()
 
     app = Starlette(
-        routes=[*native_routes(), *openai_routes],
+        routes=[*ollama_routes, *metrics_routes, *model_routes, *openai_routes],
         # CORS, the DNS-rebinding Host check (when bound to loopback) and VLLAMA_API_KEY
         middleware=[Middleware(SecurityMiddleware, bind_host=bind_host)],
-        exception_handlers={APIError: _api_error, HTTPException: _http_error, Exception: _unexpected},
+        exception_handlers={APIError: _failure, ServingError: _failure, GoDecodeError: _failure,
+                            HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )
-    app.state.store = store
+    app.state.serving = ServingContext(store, scheduler,
+                                       default_keep_alive() if keep_alive is None else keep_alive)
+    app.state.store = store  # the tests' handle on what the app serves
     app.state.scheduler = scheduler
-    app.state.default_keep_alive = default_keep_alive() if keep_alive is None else keep_alive
     return app

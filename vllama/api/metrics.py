@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
+
+from .http import serving
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -17,10 +20,13 @@ async def metrics(request: Request) -> Response:
         "# HELP vllama_engine_requests_unfinished Requests an engine holds, running or waiting.",
         "# TYPE vllama_engine_requests_unfinished gauge",
     ]
-    loaded = request.app.state.scheduler.loaded()
+    loaded = serving(request).scheduler.loaded()
     for entry in loaded:
-        count = entry.runner.unfinished() if hasattr(entry.runner, "unfinished") else 0
-        lines.append(f'vllama_engine_requests_unfinished{{model="{_label(entry.model.name)}"}} {count}')
+        lines.append(f'vllama_engine_requests_unfinished{{model="{_label(entry.model.name)}"}} '
+                     f'{entry.runner.unfinished()}')
     lines += ["# HELP vllama_models_loaded Models loaded now.", "# TYPE vllama_models_loaded gauge",
               f"vllama_models_loaded {len(loaded)}"]
     return Response("\n".join(lines) + "\n", media_type=PROMETHEUS_TYPE)
+
+
+ROUTES = [Route("/metrics", metrics, methods=["GET"])]

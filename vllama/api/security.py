@@ -13,7 +13,6 @@ import hmac
 import ipaddress
 import json
 import logging
-import os
 import socket
 from collections.abc import Iterable
 from functools import cache
@@ -21,6 +20,8 @@ from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..config import env, is_loopback
 
 log = logging.getLogger("vllama.api")
 
@@ -39,10 +40,6 @@ APP_ORIGINS = ("app://*", "file://*", "tauri://*", "vscode-webview://*", "vscode
 LOCAL_TLDS = ("localhost", "local", "internal")
 
 
-def _env(name: str) -> str:
-    return os.environ.get(name, "").strip().strip("\"'").strip()
-
-
 def _canonical(header: str) -> str:
     """Go's http.CanonicalHeaderKey: `openai-beta` -> `Openai-Beta`."""
     return "-".join(part[:1].upper() + part[1:].lower() for part in header.split("-"))
@@ -50,7 +47,7 @@ def _canonical(header: str) -> str:
 
 def allowed_origins(env_value: str | None = None) -> list[str]:
     """Ollama's envconfig.AllowedOrigins(): the OLLAMA_ORIGINS list, then the built-in ones."""
-    value = _env("OLLAMA_ORIGINS") if env_value is None else env_value
+    value = env("OLLAMA_ORIGINS") if env_value is None else env_value
     origins = value.split(",") if value else []
     for host in LOCAL_ORIGINS:
         origins += [f"http://{host}", f"https://{host}", f"http://{host}:*", f"https://{host}:*"]
@@ -113,14 +110,7 @@ class CorsPolicy:
 # -- Host check ---------------------------------------------------------------------------------
 
 def is_loopback_bind(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(host)
 
 
 def _split_host(host: str) -> str:
@@ -190,7 +180,7 @@ class SecurityMiddleware:
         self.app = app
         self.cors = CorsPolicy(allowed_origins() if origins is None else origins)
         self.check_host = is_loopback_bind(bind_host)
-        key = _env("VLLAMA_API_KEY") if api_key is None else api_key
+        key = env("VLLAMA_API_KEY") if api_key is None else api_key
         self.api_key = key.encode() if key else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import os
 import subprocess
@@ -15,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from ..config import client_url, server_host
+from ..config import client_url, is_loopback, server_host
 
 AUTOSTART_WAIT = 120.0  # seconds a background server may take to answer
 
@@ -134,12 +133,7 @@ def _is_local() -> bool:
     hp = server_host()
     if hp.scheme != "http":
         return False
-    if hp.host in ("localhost", "0.0.0.0", "::"):
-        return True
-    try:
-        return ipaddress.ip_address(hp.host).is_loopback
-    except ValueError:
-        return False
+    return hp.host in ("0.0.0.0", "::") or is_loopback(hp.host)
 
 
 def state_dir() -> Path:

@@ -1,10 +1,20 @@
-"""The seam between the HTTP layer and whatever runs the model: typed requests, chunks and a protocol."""
+"""The engine's interface, declared in full: what a loaded model does, what a model record holds,
+and the typed values that cross the seam (completions in, chunks out).
+
+Everything above the engine (the scheduler, serving, the API) reaches models and runners through
+these declarations only; nothing probes an object's attributes to learn what it can do.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict
+
+if TYPE_CHECKING:
+    from ..models.names import ModelName
 
 
 class EngineError(Exception):
@@ -14,6 +24,31 @@ class EngineError(Exception):
 class InvalidRequest(ValueError):
     """The engine refused a request before running it (a token id outside the vocabulary, a JSON
     schema it cannot compile): the client's mistake, a 400."""
+
+
+# -- values crossing the seam -----------------------------------------------------------------
+
+
+class TokenLogprob(TypedDict):
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class Logprob(TokenLogprob):
+    """One sampled token's log probability, and with `top_logprobs` its most likely rivals."""
+
+    top_logprobs: NotRequired[list[TokenLogprob]]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call parsed out of the model's output."""
+
+    id: str
+    index: int
+    name: str
+    arguments: dict[str, Any]
 
 
 @dataclass
@@ -40,17 +75,118 @@ class Chunk:
     prompt_eval_duration: int = 0
     eval_count: int = 0
     eval_duration: int = 0
-    logprobs: list[dict[str, Any]] = field(default_factory=list)  # Ollama's shape, one per token
+    logprobs: list[Logprob] = field(default_factory=list)  # one per token in `token_ids`
 
 
-class Runner(Protocol):
-    """A loaded model."""
+# -- what runs a model --------------------------------------------------------------------------
 
-    context_length: int
+
+class Engine(Protocol):
+    """A loaded model of any kind, as the scheduler and /api/ps see it."""
+
+    @property
+    def context_length(self) -> int: ...
+
+    @property
+    def cache_bytes(self) -> int:
+        """Memory held besides the weights (the KV cache), for /api/ps `size`."""
+        ...
+
+    @property
+    def on_gpu(self) -> bool: ...
+
+    @property
+    def alive(self) -> bool:
+        """False once the engine core died: the scheduler reloads it."""
+        ...
+
+    def unfinished(self) -> int:
+        """Requests the engine holds (running or waiting)."""
+        ...
+
+    def shutdown(self) -> None:
+        """Blocking: stop the engine and its processes (the scheduler calls it from a thread)."""
+        ...
+
+
+class Runner(Engine, Protocol):
+    """A loaded generation model."""
+
+    @property
+    def chat_template(self) -> str:
+        """The Jinja template the prompt is rendered with ("" when the model has none)."""
+        ...
+
+    @property
+    def tokenizer(self) -> Any:
+        """The Hugging Face tokenizer, which vLLM's tool parsers take."""
+        ...
 
     def render_chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
-                    **template_kwargs: Any) -> str: ...
+                    **template_kwargs: Any) -> str:
+        """Blocking (CPU): the prompt text; serving calls it from a worker thread."""
+        ...
 
-    def tokenize(self, text: str) -> list[int]: ...
+    def tokenize(self, text: str) -> list[int]:
+        """Blocking (CPU): token ids of a rendered prompt; serving calls it from a worker thread."""
+        ...
 
     def complete(self, request: Completion) -> AsyncIterator[Chunk]: ...
+
+
+class Embedder(Engine, Protocol):
+    """A loaded embedding model."""
+
+    async def embed(self, texts: list[str], truncate: bool = True, dimensions: int | None = None, *,
+                    normalize: bool = True, limit: int | None = None) -> tuple[list[list[float]], int]:
+        """(one vector per text, prompt tokens in all); vllama.engine.embedder.InputTooLong when
+        an input is too long and `truncate` is false."""
+        ...
+
+
+class ModelRecord(Protocol):
+    """A model as the store knows it (vllama.models.store.LocalModel), facts computed once."""
+
+    @property
+    def name(self) -> str:
+        """Display name, e.g. `smollm2:135m`; `name.lower()` is the scheduler's key."""
+        ...
+
+    @property
+    def model_name(self) -> ModelName: ...
+
+    @property
+    def path(self) -> Path:
+        """The folder vLLM loads."""
+        ...
+
+    @property
+    def digest(self) -> str:
+        """sha256 hex of the manifest: a new digest means new weights or settings."""
+        ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def modified_at(self) -> datetime: ...
+
+    @property
+    def details(self) -> dict[str, Any]: ...
+
+    @property
+    def config(self) -> dict[str, Any]: ...
+
+    @property
+    def manifest(self) -> dict[str, Any]: ...
+
+    @property
+    def files(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def capabilities(self) -> list[str]: ...
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """Option defaults: generation_config.json, then the Modelfile's PARAMETERs."""
+        ...

@@ -71,6 +71,8 @@ class VllmEmbedder:
     """Each input is its own engine request; they run concurrently and vLLM batches them."""
 
     kind = "embedding"
+    cache_bytes = 0  # /api/ps reports the weights only for a pooling engine
+    on_gpu = False  # and no VRAM share, as before the interface was declared
 
     def __init__(self, engine: Any, context_length: int):
         self.engine = engine

@@ -14,6 +14,8 @@ import random
 import string
 from typing import Any
 
+from .base import ToolCall
+
 log = logging.getLogger("vllama.engine")
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -40,8 +42,9 @@ def call_id() -> str:
     return "call_" + "".join(random.choices(string.ascii_lowercase + string.digits, k=8))
 
 
-def extract_tool_calls(parser_name: str, tokenizer: Any, text: str, tools: list[dict[str, Any]]) -> tuple[str, list[dict]]:
-    """(content before the calls, Ollama tool_calls) from a whole reply, via vLLM's parser."""
+def extract_tool_calls(parser_name: str, tokenizer: Any, text: str,
+                       tools: list[dict[str, Any]]) -> tuple[str, list[ToolCall]]:
+    """(content before the calls, the calls) from a whole reply, via vLLM's parser."""
     from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
     from vllm.tool_parsers import ToolParserManager
 
@@ -60,8 +63,7 @@ def extract_tool_calls(parser_name: str, tokenizer: Any, text: str, tools: list[
             arguments = json.loads(call.function.arguments or "{}")
         except json.JSONDecodeError:
             continue
-        calls.append({"id": call_id(), "function": {"index": index, "name": call.function.name,
-                                                    "arguments": arguments}})
+        calls.append(ToolCall(id=call_id(), index=index, name=call.function.name, arguments=arguments))
     return (info.content or "") if calls else text, calls
 
 

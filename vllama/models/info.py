@@ -1,8 +1,9 @@
-"""What Ollama's /api/tags and /api/show say about a model, built from a Hugging Face folder.
+"""Facts about a model, from its Hugging Face folder: architecture, size, capabilities, template,
+default parameters, license. The API layer renders them the Ollama way (vllama.api.ollama.show).
 
 Ollama reads these facts from GGUF metadata; here they come from config.json,
 generation_config.json, the tokenizer config and the safetensors headers (only the JSON header of
-each file is read, never the weights).
+each file is read, never the weights). What a request needs is computed once per manifest digest.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import json
 import math
 import re
 import struct
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from ..api.streaming import rfc3339
 
 if TYPE_CHECKING:
     from .store import LocalModel
@@ -34,7 +35,6 @@ _ARCH = {
     "qwen2_vl": "qwen2vl", "qwen2_5_vl": "qwen25vl", "stablelm": "stablelm", "smollm3": "smollm3",
 }
 _ENCODERS = {"bert", "roberta", "xlm-roberta", "nomic_bert", "modernbert", "distilbert", "mpnet", "electra"}
-_FILE_TYPE = {"F32": 0, "F16": 1, "Q8_0": 7, "BF16": 32}  # GGUF general.file_type numbers
 _THINKING = re.compile(r"<think>|</think>|reasoning_content|enable_thinking|<\|channel\|>")
 _MAX_HEADER = 100 << 20
 
@@ -130,7 +130,7 @@ def _paths(model: LocalModel) -> set[str]:
     return {f["path"] for f in model.files}
 
 
-def chat_template(model: LocalModel) -> str:
+def _chat_template(model: LocalModel) -> str:
     """The Jinja chat template: chat_template.jinja, chat_template.json or tokenizer_config.json."""
     if "chat_template.jinja" in _paths(model):
         return _file_text(model, "chat_template.jinja") or ""
@@ -159,12 +159,12 @@ def is_embedding(model: LocalModel) -> bool:
     return str(model.config.get("model_type")) in _ENCODERS
 
 
-def capabilities(model: LocalModel) -> list[str]:
+def _capabilities(model: LocalModel) -> list[str]:
     """Ollama's order: completion|embedding, tools, insert, vision, thinking."""
     if is_embedding(model):
         return ["embedding"]
     caps = ["completion"]
-    template = chat_template(model)
+    template = _chat_template(model)
     if re.search(r"\btools\b", template):
         caps.append("tools")
     if isinstance(model.config.get("vision_config"), dict):
@@ -195,7 +195,7 @@ def stop_tokens(model: LocalModel) -> list[str]:
     return list(dict.fromkeys(stops))
 
 
-def default_parameters(model: LocalModel) -> dict[str, Any]:
+def _default_parameters(model: LocalModel) -> dict[str, Any]:
     """Ollama options from generation_config.json, overridden by parameters given to `create`."""
     gen = _file_json(model, "generation_config.json")
     params: dict[str, Any] = {}
@@ -211,7 +211,7 @@ def default_parameters(model: LocalModel) -> dict[str, Any]:
     return params
 
 
-def license_text(model: LocalModel) -> str:
+def _license_text(model: LocalModel) -> str:
     if model.manifest.get("license"):
         return str(model.manifest["license"])
     for path in sorted(_paths(model)):
@@ -220,155 +220,55 @@ def license_text(model: LocalModel) -> str:
     return ""
 
 
-# -- /api/tags and /api/show ------------------------------------------------------------------
-
-def tags_entry(model: LocalModel) -> dict[str, Any]:
-    return {
-        "name": model.name,
-        "model": model.name,
-        "modified_at": rfc3339(model.modified_at),
-        "size": model.size,
-        "digest": model.digest,
-        "details": model.details,
-    }
 
 
-def _number(value: Any) -> Any:
-    """Go prints whole floats without a fraction (100000, not 100000.0)."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
+# -- once per manifest digest -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Facts:
+    """What every request (and /api/show) asks of a model, read from its files once."""
+
+    chat_template: str
+    capabilities: tuple[str, ...]
+    parameters: dict[str, Any]
+    license: str
 
 
-def model_info(model: LocalModel) -> dict[str, Any]:
-    config = model.config
-    text = text_config(config)
-    arch = architecture(config)
-    weights = [model.path / f["path"] for f in model.files if f["path"].endswith(".safetensors")]
-    count, dtype = weights_summary(weights)
-    info: dict[str, Any] = {"general.architecture": arch, "general.basename": model.model_name.model}
-    if dtype in _FILE_TYPE and not config.get("quantization_config"):
-        info["general.file_type"] = _FILE_TYPE[dtype]
-    repo = model.manifest.get("repo")
-    if isinstance(repo, str) and "/" in repo:
-        info["general.organization"] = repo.split("/")[0]
-    info["general.parameter_count"] = count
-    info["general.type"] = "model"
-
-    def first(*keys: str) -> Any:
-        return next((text[k] for k in keys if isinstance(text.get(k), (int, float))), None)
-
-    heads = first("num_attention_heads", "n_head")
-    hidden = first("hidden_size", "n_embd", "d_model")
-    rope = text.get("rope_parameters") if isinstance(text.get("rope_parameters"), dict) else {}
-    head_dim = first("head_dim") or (hidden // heads if hidden and heads else None)
-    fields = {
-        "attention.head_count": heads,
-        "attention.head_count_kv": first("num_key_value_heads", "n_head_kv") or heads,
-        "attention.layer_norm_rms_epsilon": first("rms_norm_eps"),
-        "attention.layer_norm_epsilon": first("layer_norm_eps", "layer_norm_epsilon"),
-        "attention.sliding_window": first("sliding_window"),
-        "block_count": first("num_hidden_layers", "n_layer", "num_layers"),
-        "context_length": first("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"),
-        "embedding_length": hidden,
-        "expert_count": first("num_local_experts", "num_experts"),
-        "expert_used_count": first("num_experts_per_tok"),
-        "feed_forward_length": first("intermediate_size", "n_inner"),
-        "rope.dimension_count": head_dim if "rope_theta" in text or rope else None,
-        "rope.freq_base": first("rope_theta") or rope.get("rope_theta"),
-        "vocab_size": first("vocab_size"),
-    }
-    info.update({f"{arch}.{k}": _number(v) for k, v in fields.items() if v is not None})
-    for ours, theirs in (("bos_token_id", "bos_token_id"), ("eos_token_id", "eos_token_id"),
-                         ("padding_token_id", "pad_token_id")):
-        value = text.get(theirs)
-        value = value[0] if isinstance(value, list) and value else value
-        if isinstance(value, int) and not isinstance(value, bool):
-            info[f"tokenizer.ggml.{ours}"] = value
-    return dict(sorted(info.items()))
+_CACHE_SIZE = 64
+_facts: OrderedDict[str, Facts] = OrderedDict()
+_facts_lock = threading.Lock()
 
 
-def tensors(model: LocalModel) -> list[dict[str, Any]]:
-    out = []
-    for f in model.files:
-        if f["path"].endswith(".safetensors"):
-            for name, t in safetensors_header(model.path / f["path"]).items():
-                out.append({"name": name, "type": t["dtype"], "shape": t["shape"]})
-    return out
+def facts(model: LocalModel) -> Facts:
+    """The model's facts, cached by manifest digest: a digest names the files and the settings."""
+    with _facts_lock:
+        found = _facts.get(model.digest)
+        if found is not None:
+            _facts.move_to_end(model.digest)
+            return found
+    found = Facts(_chat_template(model), tuple(_capabilities(model)), _default_parameters(model),
+                  _license_text(model))
+    with _facts_lock:
+        _facts[model.digest] = found
+        while len(_facts) > _CACHE_SIZE:
+            _facts.popitem(last=False)
+    return found
 
 
-def go_quote(value: str) -> str:
-    """Go's strconv.Quote for the characters that occur in practice."""
-    return json.dumps(value, ensure_ascii=False)
+def chat_template(model: LocalModel) -> str:
+    """The Jinja chat template: chat_template.jinja, chat_template.json or tokenizer_config.json."""
+    return facts(model).chat_template
 
 
-def go_value(value: Any) -> str:
-    """Go's %#v for option values."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return go_quote(value)
-    return str(_number(value))
+def capabilities(model: LocalModel) -> list[str]:
+    """Ollama's order: completion|embedding, tools, insert, vision, thinking."""
+    return list(facts(model).capabilities)
 
 
-def parameters_text(params: dict[str, Any]) -> str:
-    """`key` padded to 30 columns, a space, the Go value; list values repeat the key."""
-    lines = []
-    for key in sorted(params):
-        values = params[key] if isinstance(params[key], list) else [params[key]]
-        lines.extend(f"{key:<30} {go_value(v)}" for v in values)
-    return "\n".join(lines)
+def default_parameters(model: LocalModel) -> dict[str, Any]:
+    """Ollama options from generation_config.json, overridden by parameters given to `create`."""
+    return dict(facts(model).parameters)
 
 
-def _modelfile_quote(s: str) -> str:
-    """Ollama's parser.quote: quote only values with newlines or edge spaces."""
-    if "\n" in s or s.startswith(" ") or s.endswith(" "):
-        return f'"""{s}"""' if '"' in s else f'"{s}"'
-    return s
-
-
-def modelfile(model: LocalModel) -> str:
-    lines = [
-        '# Modelfile generated by "vllama show"',
-        "# To build a new Modelfile based on this, replace FROM with:",
-        f"# FROM {model.name}",
-        "",
-        f"FROM {model.path}",
-    ]
-    template = model.manifest.get("template") or chat_template(model)
-    if template:
-        lines.append(f"TEMPLATE {_modelfile_quote(template)}")
-    if model.manifest.get("system"):
-        lines.append(f"SYSTEM {_modelfile_quote(str(model.manifest['system']))}")
-    for key in sorted(model.parameters):
-        values = model.parameters[key] if isinstance(model.parameters[key], list) else [model.parameters[key]]
-        lines.extend(f"PARAMETER {key} {_modelfile_quote(str(_number(v)))}" for v in values)
-    license = license_text(model)
-    if license:
-        lines.append(f"LICENSE {_modelfile_quote(license)}")
-    for message in model.manifest.get("messages") or []:
-        lines.append(f"MESSAGE {message.get('role', '')} {_modelfile_quote(str(message.get('content', '')))}")
-    return "\n".join(lines) + "\n"
-
-
-def show_response(model: LocalModel) -> dict[str, Any]:
-    """The /api/show object, keys in Ollama's order; empty optional strings are left out."""
-    response: dict[str, Any] = {}
-    license = license_text(model)
-    if license:
-        response["license"] = license
-    response["modelfile"] = modelfile(model)
-    params = parameters_text(model.parameters)
-    if params:
-        response["parameters"] = params
-    template = model.manifest.get("template") or chat_template(model)
-    if template:
-        response["template"] = template
-    if model.manifest.get("system"):
-        response["system"] = str(model.manifest["system"])
-    response["details"] = model.details
-    response["model_info"] = model_info(model)
-    if model.manifest.get("messages"):
-        response["messages"] = model.manifest["messages"]
-    response["tensors"] = tensors(model)
-    response["capabilities"] = model.capabilities
-    response["modified_at"] = rfc3339(model.modified_at)
-    return response
+def license_text(model: LocalModel) -> str:
+    return facts(model).license

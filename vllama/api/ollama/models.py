@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -14,21 +13,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..engine.options import OptionError, parse_options
-from ..models import info
-from ..models.names import InvalidName, ModelName
-from ..models.pull import PullError, pull
-from ..models.store import DigestMismatch, ModelNotFound, ModelStore, parse_digest, safe_relpath
-from .disconnect import until_disconnect
-from .errors import APIError, dumps, error_response, field, json_response, read_json
-from .streaming import ndjson_response
+from ...engine.options import OptionError, parse_options
+from ...models.names import InvalidName, ModelName
+from ...models.pull import PullError, pull
+from ...models.store import DigestMismatch, ModelNotFound, ModelStore, parse_digest, safe_relpath
+from ..disconnect import until_disconnect
+from ...serving.errors import BadRequest, Failed, NotFound, ServingError
+from ..errors import read_json, status_and_message
+from ..gojson import dumps, field, go_quote, json_kind
+from ..http import error_response, json_response, serving
+from . import show
+from .render import ndjson_response
 
 Events = AsyncIterator[dict[str, Any]]
 _MODELFILE_FIELDS = ("template", "system", "license", "parameters", "messages")
 
 
 def _store(request: Request) -> ModelStore:
-    return request.app.state.store
+    return serving(request).store
 
 
 def _requested_model(body: dict[str, Any]) -> str:
@@ -40,7 +42,7 @@ def _parse(text: str, message: str = "invalid model name") -> ModelName:
     try:
         return ModelName.parse(text)
     except InvalidName:
-        raise APIError(400, message) from None
+        raise BadRequest(message) from None
 
 
 NAME_MAX = 255  # bytes in one file name: each part of a model name becomes a directory or file
@@ -49,12 +51,8 @@ NAME_MAX = 255  # bytes in one file name: each part of a model name becomes a di
 def _writable(name: ModelName, message: str = "invalid model name") -> ModelName:
     """A name the store can write: Ollama's grammar allows a 350-character host, Linux 255 bytes."""
     if any(len(part.encode()) > NAME_MAX for part in name.parts):
-        raise APIError(400, message)
+        raise BadRequest(message)
     return name
-
-
-def _go_quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
 
 
 async def _in_band(events: Events) -> Events:
@@ -63,7 +61,7 @@ async def _in_band(events: Events) -> Events:
         async for event in events:
             yield event
     except (PullError, DigestMismatch, FileNotFoundError, ValueError, ImportError) as err:
-        raise APIError(500, str(err)) from None
+        raise Failed(str(err)) from None
 
 
 async def _answer(request: Request, events: Events, stream: bool) -> Response:
@@ -76,8 +74,9 @@ async def _answer(request: Request, events: Events, stream: bool) -> Response:
         try:
             async for event in _in_band(events):
                 final = event
-        except APIError as err:  # Ollama answers this one with a bare `application/json`
-            return Response(dumps({"error": err.message}), err.status, media_type="application/json")
+        except ServingError as err:  # Ollama answers this one with a bare `application/json`
+            status, message = status_and_message(err)
+            return Response(dumps({"error": message}), status, media_type="application/json")
         return json_response(final)
 
     return await until_disconnect(request, last())
@@ -94,20 +93,20 @@ async def pull_model(request: Request) -> Response:
 
 async def list_models(request: Request) -> Response:
     models = await asyncio.to_thread(_store(request).list)
-    return json_response({"models": [info.tags_entry(m) for m in models]})
+    return json_response({"models": [show.tags_entry(m) for m in models]})
 
 
 async def show_model(request: Request) -> Response:
     body = await read_json(request)
     text = _requested_model(body)
     if not text:
-        raise APIError(400, "model is required")
+        raise BadRequest("model is required")
     name = _parse(text)
     try:
         model = await asyncio.to_thread(_store(request).get, name)
     except ModelNotFound:
-        raise APIError(404, f"model '{text}' not found") from None
-    return json_response(await asyncio.to_thread(info.show_response, model))
+        raise NotFound(f"model '{text}' not found") from None
+    return json_response(await asyncio.to_thread(show.show_response, model))
 
 
 # -- delete, copy -----------------------------------------------------------------------------
@@ -116,20 +115,18 @@ async def delete_model(request: Request) -> Response:
     body = await read_json(request)
     text = _requested_model(body)
     if not text:
-        raise APIError(400, "model is required")
-    name = _parse(text, f"name {_go_quote(text)} is invalid")
+        raise BadRequest("model is required")
+    name = _parse(text, f"name {go_quote(text)} is invalid")
     store = _store(request)
     try:
         model = await asyncio.to_thread(store.get, name)
     except ModelNotFound:
-        raise APIError(404, f"model '{text}' not found") from None
-    unload = getattr(getattr(request.app.state, "scheduler", None), "unload", None)
-    if unload is not None:
-        await unload(model.name.lower())  # the scheduler's key for a loaded model
+        raise NotFound(f"model '{text}' not found") from None
+    await serving(request).scheduler.unload(model.name.lower())  # the scheduler's key for a loaded model
     try:
         await asyncio.to_thread(store.delete, name)
     except ModelNotFound:
-        raise APIError(404, f"model '{text}' not found") from None
+        raise NotFound(f"model '{text}' not found") from None
     return Response(status_code=200)
 
 
@@ -137,21 +134,21 @@ async def copy_model(request: Request) -> Response:
     body = await read_json(request)
     source = field(body, "source", str, "").strip()
     destination = field(body, "destination", str, "").strip()
-    src = _parse(source, f"source {_go_quote(source)} is invalid")
-    dst = _parse(destination, f"destination {_go_quote(destination)} is invalid")
-    _writable(dst, f"destination {_go_quote(destination)} is invalid")
+    src = _parse(source, f"source {go_quote(source)} is invalid")
+    dst = _parse(destination, f"destination {go_quote(destination)} is invalid")
+    _writable(dst, f"destination {go_quote(destination)} is invalid")
     try:
         await asyncio.to_thread(_store(request).copy, src, dst)
     except ModelNotFound:
-        raise APIError(404, f"model {_go_quote(source)} not found") from None
+        raise NotFound(f"model {go_quote(source)} not found") from None
     return Response(status_code=200)
 
 
 # -- create -----------------------------------------------------------------------------------
 
-def _create_field_error(key: str, value: Any, go_type: str) -> APIError:
-    kind = {str: "string", bool: "bool", list: "array", dict: "object"}.get(type(value), "number")
-    return APIError(400, f"json: cannot unmarshal {kind} into Go struct field CreateRequest.{key} of type {go_type}")
+def _create_field_error(key: str, value: Any, go_type: str) -> BadRequest:
+    return BadRequest(f"json: cannot unmarshal {json_kind(value)} into Go struct field CreateRequest.{key} "
+                         f"of type {go_type}")
 
 
 def _modelfile_fields(body: dict[str, Any]) -> dict[str, Any]:
@@ -174,18 +171,18 @@ def _modelfile_fields(body: dict[str, Any]) -> dict[str, Any]:
             raise _create_field_error(key, value, "string")
         if key == "parameters":
             if not isinstance(value, dict):
-                raise APIError(400, "parameters must be an object")
+                raise BadRequest("parameters must be an object")
             try:
                 parse_options(value)
             except OptionError as err:
-                raise APIError(400, str(err)) from None
+                raise BadRequest(str(err)) from None
         if key == "messages":
             if not isinstance(value, list):
-                raise APIError(400, "messages must be an array")
+                raise BadRequest("messages must be an array")
             for message in value:
                 if not isinstance(message, dict) or not all(
                         isinstance(message.get(k), (str, type(None))) for k in ("role", "content")):
-                    raise APIError(400, "json: cannot unmarshal into Go struct field CreateRequest.messages "
+                    raise BadRequest("json: cannot unmarshal into Go struct field CreateRequest.messages "
                                         "of type api.Message")
         extra[key] = value
     return extra
@@ -199,20 +196,20 @@ def _checked_files(store: ModelStore, files: dict[str, Any]) -> dict[str, str]:
         try:
             path = safe_relpath(path)
         except ValueError:
-            raise APIError(400, "file path must be relative") from None
+            raise BadRequest("file path must be relative") from None
         if len(path.encode()) > 1024 or any(len(part.encode()) > NAME_MAX for part in path.split("/")):
-            raise APIError(400, f"file path {_go_quote(path[:80])} is too long")
+            raise BadRequest(f"file path {go_quote(path[:80])} is too long")
         try:
             parse_digest(digest)
         except ValueError:
-            raise APIError(400, "invalid digest format") from None
+            raise BadRequest("invalid digest format") from None
         if not store.has_blob(digest):
-            raise APIError(400, f"blob {_go_quote(digest)} not found; upload it with POST /api/blobs/{digest}")
+            raise BadRequest(f"blob {go_quote(digest)} not found; upload it with POST /api/blobs/{digest}")
         checked[path] = digest
     folders = {"/".join(parts[:i]) for parts in (p.split("/") for p in checked) for i in range(1, len(parts))}
     for path in checked:
         if path in folders:
-            raise APIError(400, f"file path {_go_quote(path)} is both a file and a folder")
+            raise BadRequest(f"file path {go_quote(path)} is both a file and a folder")
     return checked
 
 
@@ -220,15 +217,15 @@ async def create_model(request: Request) -> Response:
     body = await read_json(request)
     text = _requested_model(body)
     if not text:
-        raise APIError(400, "model is required")
+        raise BadRequest("model is required")
     name = _writable(_parse(text))
     stream = field(body, "stream", bool, True)
     source = field(body, "from", str, "").strip()
     files = field(body, "files", dict, {})
     if field(body, "quantize", str, ""):
-        raise APIError(400, "quantize is not supported: vllama serves the weights as they are")
+        raise BadRequest("quantize is not supported: vllama serves the weights as they are")
     if not source and not files:
-        raise APIError(400, "neither 'from' or 'files' was specified")
+        raise BadRequest("neither 'from' or 'files' was specified")
     store = _store(request)
     extra = _modelfile_fields(body)
     if files:
@@ -263,13 +260,13 @@ async def _create_from_files(store: ModelStore, name: ModelName, files: dict[str
                              extra: dict[str, Any]) -> Events:
     ggufs = [path for path in files if path.lower().endswith(".gguf")]
     if len(ggufs) > 1:
-        raise APIError(400, "only one GGUF file can be imported at a time")
+        raise BadRequest("only one GGUF file can be imported at a time")
     if ggufs:
         async for event in _create_from_gguf(store, name, files[ggufs[0]], extra):
             yield event
         return
     if "config.json" not in files:
-        raise APIError(400, "no config.json among the files: vllama imports Hugging Face safetensors folders or a GGUF")
+        raise BadRequest("no config.json among the files: vllama imports Hugging Face safetensors folders or a GGUF")
     for digest in files.values():
         yield {"status": f"using existing layer {digest}"}
     yield {"status": "writing manifest"}
@@ -280,7 +277,7 @@ async def _create_from_files(store: ModelStore, name: ModelName, files: dict[str
 
 
 async def _create_from_gguf(store: ModelStore, name: ModelName, digest: str, extra: dict[str, Any]) -> Events:
-    from ..models.gguf import dequantize_gguf  # needs torch and transformers: imported only here
+    from ...models.gguf import dequantize_gguf  # needs torch and transformers: imported only here
 
     work = store.partial_dir / f"create-{uuid.uuid4().hex}"
     try:
@@ -305,12 +302,12 @@ async def blob(request: Request) -> Response:
     try:
         parse_digest(digest)
     except ValueError:
-        raise APIError(400, "invalid digest format") from None
+        raise BadRequest("invalid digest format") from None
     store = _store(request)
     if store.has_blob(digest):
         return Response(status_code=200)
     if request.method == "HEAD":
-        return error_response(404, f"blob {_go_quote(digest)} not found")
+        return error_response(404, f"blob {go_quote(digest)} not found")
     store.partial_dir.mkdir(parents=True, exist_ok=True)
     staged = store.partial_dir / f"upload-{uuid.uuid4().hex}"
     try:
@@ -319,7 +316,7 @@ async def blob(request: Request) -> Response:
                 out.write(chunk)
         await asyncio.to_thread(store.add_blob, staged, digest, move=True)
     except DigestMismatch as err:
-        raise APIError(400, str(err)) from None
+        raise BadRequest(str(err)) from None
     finally:
         staged.unlink(missing_ok=True)
     return Response(status_code=201)

@@ -1,0 +1,132 @@
+"""Serving events -> OpenAI's answers: server-sent events (`data: {...}`, then `data: [DONE]`; an
+error after the first byte is an SSE error event) or one completion object."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+from ...engine.base import Logprob, ToolCall
+from ...serving.errors import ServingError
+from ...serving.events import Delta, Done, Event
+from ..errors import APIError, status_and_message
+from ..gojson import GoDecodeError, dumps
+from .schema import Envelope, error_body, finish_reason, tool_calls_out, usage
+
+SSE_TYPE = "text/event-stream"
+log = logging.getLogger("vllama.api")
+
+
+def _chat_chunks(envelope: Envelope, event: Event, called_tools: bool) -> list[dict[str, Any]]:
+    """One event -> OpenAI chunks (thinking and content/tool calls split in two)."""
+    if isinstance(event, Done):
+        content, thinking, calls, logprobs = "", "", [], []
+        finish = finish_reason(event.reason, called_tools)
+    else:
+        content, thinking, logprobs = event.content, event.thinking, event.logprobs
+        calls, finish = tool_calls_out(event.tool_calls), None
+    extra = {"logprobs": {"content": logprobs}} if logprobs else {}
+    out = []
+    if thinking and (content or calls or finish):
+        out.append(envelope([{"index": 0, "delta": {"role": "assistant", "content": "", "reasoning": thinking},
+                              "finish_reason": None}]))
+        thinking = ""
+    delta: dict[str, Any] = {"role": "assistant", "content": content}
+    if thinking:
+        delta["reasoning"] = thinking
+    if calls:
+        delta["tool_calls"] = calls
+    out.append(envelope([{"index": 0, "delta": delta, "finish_reason": finish, **extra}]))
+    return out
+
+
+def _completion_chunk(envelope: Envelope, event: Event, with_usage: bool) -> dict[str, Any]:
+    text = event.content if isinstance(event, Delta) else ""
+    choice: dict[str, Any] = {"text": text, "index": 0}
+    if isinstance(event, Delta) and event.logprobs:
+        choice["logprobs"] = {"content": event.logprobs}
+    choice["finish_reason"] = event.reason if isinstance(event, Done) else None
+    chunk = envelope([choice])
+    if with_usage:
+        chunk["usage"] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    return chunk
+
+
+def _sse(obj: Any) -> bytes:
+    return b"data: " + dumps(obj) + b"\n\n"
+
+
+async def _frames(envelope: Envelope, first: Event | None, rest: AsyncIterator[Event],
+                  include_usage: bool) -> AsyncIterator[bytes]:
+    called_tools = False
+
+    async def events() -> AsyncIterator[Event]:
+        if first is not None:
+            yield first
+        async for event in rest:
+            yield event
+
+    try:
+        async for event in events():
+            if envelope.is_chat:
+                for chunk in _chat_chunks(envelope, event, called_tools):
+                    called_tools = called_tools or bool(chunk["choices"][0]["delta"].get("tool_calls"))
+                    yield _sse(chunk)
+            else:
+                yield _sse(_completion_chunk(envelope, event, include_usage))
+            if isinstance(event, Done):
+                if include_usage:
+                    yield _sse({**envelope([]), "usage": usage(event)})
+                yield b"data: [DONE]\n\n"
+                return
+    except Exception as err:
+        # The status line is gone: an SSE error event, which the OpenAI clients raise on.
+        if not isinstance(err, (APIError, ServingError, GoDecodeError)):
+            log.exception("stream failed")
+        yield _sse(error_body(*status_and_message(err)))
+
+
+async def sse_response(model: str, is_chat: bool, events: AsyncIterator[Event],
+                       include_usage: bool) -> StreamingResponse:
+    """Pull the first event before answering, so that an early failure is a plain HTTP error."""
+    iterator = events.__aiter__()
+    try:
+        first: Event | None = await iterator.__anext__()
+    except StopAsyncIteration:
+        first = None
+    frames = _frames(Envelope(is_chat, model), first, iterator, include_usage)
+    return StreamingResponse(frames, headers={"Content-Type": SSE_TYPE})
+
+
+async def whole(model: str, is_chat: bool, events: AsyncIterator[Event]) -> dict[str, Any]:
+    envelope = Envelope(is_chat, model)
+    content: list[str] = []
+    thinking: list[str] = []
+    calls: list[ToolCall] = []
+    logprobs: list[Logprob] = []
+    done = Done("")
+    async for event in events:
+        if isinstance(event, Delta):
+            content.append(event.content)
+            thinking.append(event.thinking)
+            calls += event.tool_calls
+            logprobs += event.logprobs
+        else:
+            done = event
+    extra = {"logprobs": {"content": logprobs}} if logprobs else {}
+    if is_chat:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(content)}
+        if any(thinking):
+            message["reasoning"] = "".join(thinking)
+        if calls:
+            message["tool_calls"] = tool_calls_out(calls)
+        choice = {"index": 0, "message": message, "finish_reason": finish_reason(done.reason, bool(calls)), **extra}
+        body = envelope([choice], "chat.completion")
+    else:
+        choice = {"text": "".join(content), "index": 0, **extra, "finish_reason": done.reason or None}
+        body = envelope([choice], "text_completion")
+    body["usage"] = usage(done)
+    return body
