@@ -17,7 +17,7 @@ import pytest
 from vllama.serving.modelfile_prompt import (
     ChatInput, ChatTemplatePrompt, ContextFit, GenerateInput, InsertPrompt, ModelfileLayers,
     PromptMessage, RenderedPrompt, TemplateError, chat_messages, generate_messages, is_go_template,
-    plan_chat, plan_generate, strips_prior_thinking,
+    plan_chat, plan_generate, strips_prior_thinking, template_capabilities,
 )
 from vllama.serving.ollama_template import PromptToolCall, message_from_wire
 
@@ -264,3 +264,21 @@ def test_tool_calls_and_tools_reach_the_template():
         "user:Tell me a joke.\n"
         'assistant: call get_weather({"city":"Paris","days":2})\n'
         "tool:sunny from get_weather\n")
+
+
+def test_images_count_against_the_context():
+    layers = ModelfileLayers(template="{{ range .Messages }}{{ .Content }} {{ end }}")
+    old = PromptMessage(role="user", content="old", images=("A",))
+    history = (old, PromptMessage(role="assistant", content="seen"))
+    fit = ContextFit(words, num_ctx=6, tokens_per_image=5)
+    plan = plan_chat(layers, ChatInput(messages=history + (USER,)), fit=fit)
+    assert isinstance(plan, RenderedPrompt)
+    assert plan.text == "seen Tell me a joke. " and plan.dropped == 1
+
+
+def test_template_capabilities_follow_the_names_it_uses():
+    assert template_capabilities(PIRATE.template or "") == frozenset()
+    assert template_capabilities("{{ if .Suffix }}{{ .Prompt }}<FIM>{{ .Suffix }}{{ end }}") == {"insert"}
+    assert template_capabilities("{{ range .Tools }}{{ end }}{{ range .Messages }}{{ end }}") == {"tools"}
+    with pytest.raises(TemplateError):
+        template_capabilities("{{ if }}")

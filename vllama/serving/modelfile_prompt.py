@@ -26,6 +26,7 @@ returning a `PromptPlan`: `RenderedPrompt | ChatTemplatePrompt | InsertPrompt`.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -38,7 +39,7 @@ __all__ = [
     "ChatInput", "ChatTemplatePrompt", "ContextFit", "GenerateInput", "InsertPrompt",
     "ModelfileLayers", "PromptMessage", "PromptPlan", "RenderedPrompt", "TemplateError",
     "chat_messages", "generate_messages", "is_go_template", "plan_chat", "plan_generate",
-    "render_conversation", "strips_prior_thinking",
+    "parse_template", "render_conversation", "strips_prior_thinking", "template_capabilities",
 ]
 
 
@@ -79,10 +80,12 @@ class ChatInput:
 @dataclass(frozen=True)
 class ContextFit:
     """Ollama's history truncation: drop the oldest messages until the prompt has at most
-    `num_ctx` tokens as `count_tokens` counts them (the request's `truncate`, default on)."""
+    `num_ctx` tokens as `count_tokens` counts them (the request's `truncate`, default on), each
+    image still sent counting `tokens_per_image` more."""
 
     count_tokens: Callable[[str], int]
     num_ctx: int
+    tokens_per_image: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,20 @@ def is_go_template(text: str) -> bool:
     except TemplateError:
         return False
     return True
+
+
+@functools.lru_cache(maxsize=128)
+def parse_template(source: str) -> GoTemplate:
+    """A TEMPLATE layer parsed the way Ollama parses it, once per distinct text (treat the result
+    as read-only: it is shared)."""
+    return ollama_template.parse(source)
+
+
+def template_capabilities(source: str) -> frozenset[str]:
+    """What a Go TEMPLATE layer gives a model in Ollama: `tools` when it names .Tools, `insert`
+    when it names .Suffix (TemplateError when it does not parse)."""
+    names = parse_template(source).vars()
+    return frozenset(c for c, name in (("tools", "tools"), ("insert", "suffix")) if name in names)
 
 
 def strips_prior_thinking(family: str, model: str) -> bool:
@@ -232,7 +249,8 @@ def render_conversation(template: GoTemplate, messages: list[PromptMessage], *,
         last = len(messages) - 1
         for i in range(last + 1):
             system = [m for m in messages[:i] if m.role == "system"]
-            if fit.count_tokens(render(system + messages[i:])) <= fit.num_ctx or i == last:
+            images = sum(len(m.images) for m in messages[i:]) * fit.tokens_per_image
+            if fit.count_tokens(render(system + messages[i:])) + images <= fit.num_ctx or i == last:
                 start = i
                 break
     kept = system + _image_tagged(messages, start)[start:]
@@ -249,21 +267,21 @@ def plan_generate(layers: ModelfileLayers, req: GenerateInput, *, fit: ContextFi
     if req.suffix:
         if source is None:
             return InsertPrompt(prompt=req.prompt, suffix=req.suffix)
-        template = ollama_template.parse(source)
+        template = parse_template(source)
         text = ollama_template.execute(
             template, TemplateValues(prompt=req.prompt, suffix=req.suffix, think=req.think),
             today=today)
         return RenderedPrompt(text=prefix + text)
     messages = generate_messages(layers, req)
     if req.template:  # the request's own template: Ollama's legacy flow, no truncation or tags
-        template = ollama_template.parse(req.template)
+        template = parse_template(req.template)
         text = ollama_template.execute(
             template, TemplateValues(messages=tuple(messages), think=req.think), today=today)
         return RenderedPrompt(text=prefix + text, messages=tuple(messages))
     if source is None:
         return ChatTemplatePrompt(messages=tuple(messages), think=req.think, prefix=prefix)
     # generate renders as chat does, with an empty (not absent) tool list
-    rendered = render_conversation(ollama_template.parse(source), messages, tools=(),
+    rendered = render_conversation(parse_template(source), messages, tools=(),
                                    think=req.think, fit=fit, today=today)
     return replace(rendered, text=prefix + rendered.text)
 
@@ -274,6 +292,6 @@ def plan_chat(layers: ModelfileLayers, req: ChatInput, *, fit: ContextFit | None
     messages = chat_messages(layers, req)
     if layers.template is None:
         return ChatTemplatePrompt(messages=tuple(messages), tools=req.tools, think=req.think)
-    return render_conversation(ollama_template.parse(layers.template), messages, tools=req.tools,
+    return render_conversation(parse_template(layers.template), messages, tools=req.tools,
                                think=req.think, fit=fit, today=today)
 

@@ -251,8 +251,8 @@ def _json_or_empty_object(m: GoMap) -> str:
 
 
 def go_messages(messages: list[PromptMessage]) -> GoList:
-    """[]*templateMessage."""
-    return GoList([_go_message(m) for m in messages])
+    """[]*templateMessage (nil when there are none, as for a generate with only a suffix)."""
+    return GoList([_go_message(m) for m in messages], nil=not messages)
 
 
 def _go_message(m: PromptMessage) -> GoStruct:
