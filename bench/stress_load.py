@@ -3,9 +3,10 @@
     python -m bench.stress_load                          # starts `vllama serve` on the tiny test model
     python -m bench.stress_load --url http://127.0.0.1:11434 --model tiny --clients 200 --rounds 3
 
-Each round opens N `/api/generate` streams at once. A `--disconnect` share of them (a quarter by
-default) hang up at a random moment: before the answer starts, or after a random number of
-chunks. Every other stream must end with `done: true` and no error line. After each round the
+Each round opens N `/api/generate` streams at once, sampled with a seed of their own (`--greedy`
+for temperature 0), a `--long-share` of them with a long prompt that is prefilled in chunks. A
+`--disconnect` share of them (a quarter by default) hang up at a random moment: before the answer
+starts, or after a random number of chunks. Every other stream must end with `done: true` and no error line. After each round the
 engine must hold no request (`vllama_engine_requests_unfinished` on /metrics back to 0: anything
 left is a leak), and the server's resident memory (VmRSS of the API process and of its engine
 core, from /proc) is recorded; across rounds it should stay flat.
@@ -187,10 +188,20 @@ async def _sample_engine(url: str, state: dict[str, Any], stop: asyncio.Event) -
                 pass
 
 
+LONG_PROMPT = " ".join(["the llama walks over a green hill while a small bird sings near the river"] * 90)
+
+
+def _body(model: str, i: int, num_predict: int, sampled: bool, long: bool) -> dict[str, Any]:
+    """Client i's request: seeded and sampled (each its own seed) unless greedy; a long prompt, whose
+    prefill is chunked beside the others' steps, when `long`."""
+    options = {"num_predict": num_predict, "temperature": 0.8 if sampled else 0, "seed": i if sampled else 1}
+    return {"model": model, "prompt": LONG_PROMPT if long else "Tell me a story about a llama.",
+            "stream": True, "options": options}
+
+
 async def _round(url: str, model: str, clients: int, disconnect: float, num_predict: int, rng: random.Random,
-                 typical_s: float) -> Round:
-    body = {"model": model, "prompt": "Tell me a story about a llama.", "stream": True,
-            "options": {"num_predict": num_predict, "temperature": 0, "seed": 1}}
+                 typical_s: float, sampled: bool = True, long_share: float = 0.1) -> Round:
+    bodies = [_body(model, i, num_predict, sampled, rng.random() < long_share) for i in range(clients)]
     leavers = set(rng.sample(range(clients), round(clients * disconnect)))
     plans: list[tuple[str, float] | None] = []
     for i in range(clients):
@@ -206,7 +217,7 @@ async def _round(url: str, model: str, clients: int, disconnect: float, num_pred
     started = time.perf_counter()
     async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(600.0), limits=limits) as http:
         sampler = asyncio.ensure_future(_sample_engine(url, state, stop))
-        results = await asyncio.gather(*(_client(http, body, plan, state) for plan in plans))
+        results = await asyncio.gather(*(_client(http, body, plan, state) for body, plan in zip(bodies, plans)))
         stop.set()
         await sampler
     out = Round(clients=clients, wall_s=round(time.perf_counter() - started, 3))
@@ -229,7 +240,8 @@ async def _round(url: str, model: str, clients: int, disconnect: float, num_pred
 
 
 def run(url: str, model: str = "tiny", clients: int = 200, rounds: int = 3, disconnect: float = 0.25,
-        num_predict: int = 64, seed: int = 0, pid: int | None = None, settle_s: float = 30.0) -> dict[str, Any]:
+        num_predict: int = 64, seed: int = 0, pid: int | None = None, settle_s: float = 30.0,
+        sampled: bool = True, long_share: float = 0.1) -> dict[str, Any]:
     """Warm up, then `rounds` rounds; returns the figures (see the module docstring)."""
     rng = random.Random(seed)
     pid = pid or server_pid(url)
@@ -240,7 +252,7 @@ def run(url: str, model: str = "tiny", clients: int = 200, rounds: int = 3, disc
     typical = max(time.perf_counter() - started, 0.05) * 2  # one stream alone, doubled for a loaded engine
     out: list[Round] = []
     for _ in range(rounds):
-        result = asyncio.run(_round(url, model, clients, disconnect, num_predict, rng, typical))
+        result = asyncio.run(_round(url, model, clients, disconnect, num_predict, rng, typical, sampled, long_share))
         result.leaked = settle(url, settle_s)
         result.server_rss = rss_bytes(pid)
         engines = engine_pids(pid) if pid else []
@@ -249,7 +261,7 @@ def run(url: str, model: str = "tiny", clients: int = 200, rounds: int = 3, disc
     first_rss, last_rss = out[0].server_rss, out[-1].server_rss
     return {
         "url": url, "model": model, "clients": clients, "rounds": rounds, "disconnect": disconnect,
-        "num_predict": num_predict, "seed": seed, "server_pid": pid,
+        "num_predict": num_predict, "seed": seed, "server_pid": pid, "sampled": sampled, "long_share": long_share,
         "results": [asdict(r) for r in out],
         "leaked_total": sum(r.leaked for r in out),
         "failed_total": sum(r.failed for r in out),
@@ -266,7 +278,8 @@ def markdown(figures: dict[str, Any]) -> str:
 
     lines = [
         f"{figures['clients']} streamed clients x {figures['rounds']} rounds on `{figures['model']}`, "
-        f"{figures['disconnect']:.0%} hanging up, num_predict {figures['num_predict']}",
+        f"{figures['disconnect']:.0%} hanging up, num_predict {figures['num_predict']}, "
+        f"{'seeded sampling' if figures.get('sampled') else 'greedy'}, {figures.get('long_share', 0):.0%} long prompts",
         "",
         "| round | held (engine max / streams open max) | done | hung up | failed | p50 s | p99 s | "
         "first chunk p99 s | leaked | server RSS MiB | engine RSS MiB |",
@@ -309,11 +322,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--disconnect", type=float, default=0.25, help="share of clients that hang up")
     p.add_argument("--num-predict", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--greedy", action="store_true", help="temperature 0 (default: sampled, each client its own seed)")
+    p.add_argument("--long-share", type=float, default=0.1, help="share of clients with a long (chunked) prompt")
     p.add_argument("--json", type=Path, help="write the figures here")
     args = p.parse_args(argv)
     with ExitStack() as stack:
         url = args.url or _serve_tiny(stack)
-        figures = run(url, args.model, args.clients, args.rounds, args.disconnect, args.num_predict, args.seed)
+        figures = run(url, args.model, args.clients, args.rounds, args.disconnect, args.num_predict, args.seed,
+                      sampled=not args.greedy, long_share=args.long_share)
     print(markdown(figures))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
