@@ -49,6 +49,7 @@ def build(settings: EngineSettings, store: ModelStore | None = None, bind_host: 
     store = store or ModelStore()
 
     def start_runner(model: ModelRecord) -> Engine:
+        model = store.servable(model)  # a GGUF-born model is dequantised here, once, on its first load
         if "embedding" in model.capabilities:
             from .engine.embedder import VllmEmbedder, embedder_kwargs
 

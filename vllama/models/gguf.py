@@ -17,10 +17,14 @@ renamed into place at the end.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
+import struct
 import tempfile
 from collections import Counter
+from dataclasses import dataclass
+from math import prod
 from pathlib import Path
 
 SOURCE_FILE = "vllama_source.json"
@@ -178,3 +182,136 @@ def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
             return
         raise
+
+
+# -- reading a GGUF's header ------------------------------------------------------------------
+# What /api/show says about a GGUF-born model (model_info, tensors, the quantization) comes from
+# its header, read here without torch or the tensor data: mmap and struct, milliseconds.
+
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_STRING, _ARRAY, _F32 = 8, 9, 6
+
+
+@dataclass(frozen=True)
+class GgufTensor:
+    name: str
+    ggml_type: int
+    shape: tuple[int, ...]  # ggml order (fastest-moving first), as Ollama's show prints it
+
+
+@dataclass(frozen=True)
+class GgufHeader:
+    """A GGUF's metadata (arrays as None: Ollama's show prints them as null) and tensor table."""
+
+    metadata: dict[str, object]
+    tensors: tuple[GgufTensor, ...]
+
+    @property
+    def architecture(self) -> str:
+        return str(self.metadata.get("general.architecture") or "")
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(prod(t.shape) for t in self.tensors)
+
+    @property
+    def file_type(self) -> str:
+        """Ollama's quantization level: `Q4_1`, `Q4_K_M`, `F16`..., from general.file_type."""
+        value = self.metadata.get("general.file_type")
+        return file_type_name(value) if isinstance(value, int) else ""
+
+    def key(self, suffix: str) -> object:
+        """`<architecture>.<suffix>`, e.g. key("context_length")."""
+        return self.metadata.get(f"{self.architecture}.{suffix}")
+
+
+def file_type_name(value: int) -> str:
+    from gguf import LlamaFileType
+
+    try:
+        name = LlamaFileType(value).name
+    except ValueError:
+        return str(value)
+    return "F32" if name == "ALL_F32" else name.removeprefix("MOSTLY_")
+
+
+def ggml_type_name(value: int) -> str:
+    from gguf import GGMLQuantizationType
+
+    try:
+        return GGMLQuantizationType(value).name
+    except ValueError:
+        return str(value)
+
+
+def read_header(path: Path) -> GgufHeader:
+    """Parse a GGUF file's metadata and tensor table; ValueError when it is not a GGUF v2/v3."""
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as blob:
+        if blob[:4] != b"GGUF":
+            raise ValueError(f"{path} is not a GGUF file")
+        version, tensor_count, kv_count = struct.unpack_from("<IQQ", blob, 4)
+        if version not in (2, 3):
+            raise ValueError(f"{path} is GGUF v{version}; v2 and v3 are read")
+        pos = 24
+        metadata: dict[str, object] = {}
+        for _ in range(kv_count):
+            key, pos = _string(blob, pos)
+            (kind,) = struct.unpack_from("<I", blob, pos)
+            metadata[key], pos = _value(blob, pos + 4, kind)
+        tensors = []
+        for _ in range(tensor_count):
+            name, pos = _string(blob, pos)
+            (dims,) = struct.unpack_from("<I", blob, pos)
+            shape = struct.unpack_from(f"<{dims}Q", blob, pos + 4)
+            pos += 4 + 8 * dims
+            ggml_type, _offset = struct.unpack_from("<IQ", blob, pos)
+            pos += 12
+            tensors.append(GgufTensor(name, ggml_type, tuple(shape)))
+    return GgufHeader(metadata, tuple(tensors))
+
+
+def _string(blob, pos: int) -> tuple[str, int]:
+    (length,) = struct.unpack_from("<Q", blob, pos)
+    start = pos + 8
+    return bytes(blob[start:start + length]).decode("utf-8", errors="replace"), start + length
+
+
+def _value(blob, pos: int, kind: int) -> tuple[object, int]:
+    if kind == _F32:  # the shortest decimal that is this float32, as Go prints it (1e-05, not 9.99e-06)
+        return _shortest_f32(struct.unpack_from("<f", blob, pos)[0]), pos + 4
+    if kind in _SCALARS:
+        fmt = _SCALARS[kind]
+        return struct.unpack_from(fmt, blob, pos)[0], pos + struct.calcsize(fmt)
+    if kind == _STRING:
+        return _string(blob, pos)
+    if kind == _ARRAY:
+        item, count = struct.unpack_from("<IQ", blob, pos)
+        pos += 12
+        if item in _SCALARS:
+            return None, pos + count * struct.calcsize(_SCALARS[item])
+        for _ in range(count):  # strings (or nested arrays): walk them to find the end
+            _, pos = _value(blob, pos, item)
+        return None, pos
+    raise ValueError(f"unknown GGUF metadata type {kind}")
+
+
+def _shortest_f32(value: float) -> float | int:
+    for places in range(1, 10):
+        short = float(f"{value:.{places}g}")
+        if struct.unpack("<f", struct.pack("<f", short))[0] == value:
+            break
+    else:
+        short = value
+    return int(short) if short.is_integer() and abs(short) < 2**53 else short
+
+
+def show_model_info(header: GgufHeader) -> dict[str, object]:
+    """/api/show's model_info for a GGUF, as Ollama prints it: every key but the name and chat
+    template, arrays as null, keys sorted."""
+    info = {k: v for k, v in header.metadata.items() if k not in ("general.name", "tokenizer.chat_template")}
+    info["general.parameter_count"] = header.parameter_count
+    return dict(sorted(info.items()))
+
+
+def show_tensors(header: GgufHeader) -> list[dict[str, object]]:
+    return [{"name": t.name, "type": ggml_type_name(t.ggml_type), "shape": list(t.shape)} for t in header.tensors]

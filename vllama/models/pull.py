@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import threading
 import time
@@ -26,7 +27,11 @@ import httpx
 
 from .. import __version__
 from .catalog import resolve
+from .gguf import GgufHeader, read_header
+from .hub_gguf import GgufChoice, choose, is_gguf
+from .info import human_number
 from .names import ModelName
+from .ollama_store import CONFIG_MEDIA_TYPE, LAYER_PREFIX, MANIFEST_MEDIA_TYPE
 from .store import DigestMismatch, ModelStore, is_model_file
 
 NOT_FOUND = "pull model manifest: file does not exist"
@@ -78,8 +83,8 @@ def select_files(paths: list[str]) -> list[str]:
     return wanted
 
 
-def fetch_listing(repo: str, revision: str | None, endpoint: str, token: str | None) -> tuple[str, list[RemoteFile]]:
-    """(commit sha, the files to download), or PullError with Ollama's wording."""
+def repo_info(repo: str, revision: str | None, endpoint: str, token: str | None) -> Any:
+    """The Hub's model_info with file sizes and LFS sha256s, or PullError with Ollama's wording."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
@@ -97,19 +102,73 @@ def fetch_listing(repo: str, revision: str | None, endpoint: str, token: str | N
         raise PullError(f"pull model manifest: {status}: {err}") from None
     except Exception as err:  # offline mode, DNS, refused connections: say what happened
         raise PullError(f"pull model manifest: {err}") from None
+    return info
+
+
+def remote_files(info: Any, paths: list[str]) -> list[RemoteFile]:
     siblings = {s.rfilename: s for s in info.siblings or []}
     files = []
-    for path in select_files(list(siblings)):
+    for path in paths:
         s = siblings[path]
         lfs = s.lfs
         files.append(RemoteFile(path, lfs.size if lfs else s.size, lfs.sha256.lower() if lfs else None,
                                 None if lfs else s.blob_id))
+    return files
+
+
+def fetch_listing(repo: str, revision: str | None, endpoint: str, token: str | None) -> tuple[str, list[RemoteFile]]:
+    """(commit sha, the files to download), or PullError with Ollama's wording."""
+    return listing_of(repo, repo_info(repo, revision, endpoint, token), revision)
+
+
+def _paths(info: Any) -> list[str]:
+    return [s.rfilename for s in info.siblings or []]
+
+
+def listing_of(repo: str, info: Any, revision: str | None) -> tuple[str, list[RemoteFile]]:
+    """The safetensors checkpoint in a repo listing: (commit sha, the files vLLM needs)."""
+    files = remote_files(info, select_files(_paths(info)))
     if not any(f.path == "config.json" for f in files):
         raise PullError(f"pull model manifest: {repo} has no config.json; vllama runs Hugging Face "
                         "safetensors checkpoints (GGUF-only repos are not supported)")
     if not any(f.path.endswith(".safetensors") for f in files):
         raise PullError(f"pull model manifest: {repo} has no .safetensors weights")
     return info.sha or (revision or "main"), files
+
+
+@dataclass(frozen=True)
+class HubPlan:
+    """What a Hub pull fetches: a safetensors checkpoint, or (gguf set) the GGUF file(s) a tag picked."""
+
+    commit: str
+    files: list[RemoteFile]
+    gguf: GgufChoice | None = None
+
+
+def plan_hub_pull(repo: str, revision: str | None, tag: str, endpoint: str, token: str | None) -> HubPlan:
+    """For `hf.co/ORG/REPO:TAG`: a safetensors repo takes the tag as a revision (as before); a
+    repo of GGUF files takes it as a quantization (Ollama's meaning)."""
+    try:
+        info = repo_info(repo, revision, endpoint, token)
+    except PullError as err:
+        if revision is None or str(err) != NOT_FOUND:
+            raise
+        info = None  # no such revision: perhaps the tag names a quantization
+    if info is not None and "config.json" in _paths(info):
+        return HubPlan(*listing_of(repo, info, revision))
+    main = info if revision is None and info is not None else repo_info(repo, None, endpoint, token)
+    if not any(is_gguf(p) for p in _paths(main)):
+        if info is None:
+            raise PullError(NOT_FOUND)
+        return HubPlan(*listing_of(repo, info, revision))  # its own words: no config.json
+    try:
+        choice = choose(_paths(main), tag)
+    except ValueError as err:
+        raise PullError(str(err)) from None
+    files = remote_files(main, list(choice.paths))
+    if any(f.sha256 is None for f in files):
+        raise PullError(f"pull model manifest: {repo}: {choice.paths[0]} is not stored with Git LFS")
+    return HubPlan(main.sha or "main", files, choice)
 
 
 _FILE_LOCKS: dict[str, threading.RLock] = {}
@@ -131,6 +190,7 @@ class Downloader:
     """Resumable downloads for one pull: a shared HTTP client, the Hub headers, a stop switch."""
 
     headers: dict[str, str]
+    service: str = "Hugging Face"  # who refused, in a 401/403 message
     cancel: threading.Event = field(default_factory=threading.Event)
     client: httpx.Client = field(default_factory=lambda: httpx.Client(
         follow_redirects=True, timeout=httpx.Timeout(30.0, read=60.0)))
@@ -188,8 +248,9 @@ class Downloader:
                 dest.unlink(missing_ok=True)
                 raise _Incomplete("range not satisfiable")
             if response.status_code in (401, 403):
-                raise PullError(f"download failed: Hugging Face refused access ({response.status_code}) to {url}; "
-                                "set HF_TOKEN to a token with read access")
+                hint = "; set HF_TOKEN to a token with read access" if self.service == "Hugging Face" else ""
+                raise PullError(f"download failed: {self.service} refused access ({response.status_code}) "
+                                f"to {url}{hint}")
             if response.status_code == 404:
                 raise PullError(NOT_FOUND)
             if response.status_code >= 400:
@@ -293,20 +354,29 @@ async def pull(store: ModelStore, name: str | ModelName, *, endpoint: str | None
     parsed = name if isinstance(name, ModelName) else ModelName.parse(name)
     yield _progress("pulling manifest")
     source = resolve(parsed)
-    if source is None:
-        raise PullError(NOT_FOUND)
+    if source is None:  # not the catalogue's, not the Hub's: Ollama's registry (or the name's own host)
+        from .registry import pull_from_registry
+
+        async with _model_lock(store, parsed):
+            async for event in pull_from_registry(store, parsed):
+                yield event
+        return
     repo, revision = source
     hub = _endpoint(endpoint)
     async with _model_lock(store, parsed):
-        async for event in _pull_locked(store, parsed, repo, revision, hub, token):
+        if parsed.is_huggingface:
+            plan = await asyncio.to_thread(plan_hub_pull, repo, revision, parsed.tag, hub, token)
+        else:
+            plan = HubPlan(*await asyncio.to_thread(fetch_listing, repo, revision, hub, token))
+        async for event in _pull_locked(store, parsed, repo, plan, hub, token):
             yield event
 
 
-async def _pull_locked(store: ModelStore, name: ModelName, repo: str, revision: str | None, hub: str,
+async def _pull_locked(store: ModelStore, name: ModelName, repo: str, plan: HubPlan, hub: str,
                        token: str | None) -> AsyncIterator[dict[str, Any]]:
     from huggingface_hub import hf_hub_url
 
-    commit, files = await asyncio.to_thread(fetch_listing, repo, revision, hub, token)
+    commit, files = plan.commit, plan.files
     store.partial_dir.mkdir(parents=True, exist_ok=True)
     previous = _previous_files(store, name)
 
@@ -350,14 +420,44 @@ async def _pull_locked(store: ModelStore, name: ModelName, repo: str, revision: 
             await asyncio.to_thread(_publish, store, partial, digest, None)
 
         yield _progress("writing manifest")
-        entries = [{"path": f.path, "digest": digests[f.path]} for f in files]
-        await asyncio.to_thread(store.write_manifest, name, entries, repo=repo, revision=commit)
+        if plan.gguf is not None:
+            await asyncio.to_thread(_write_gguf_manifest, store, name, [digests[f.path] for f in files], plan.gguf)
+        else:
+            entries = [{"path": f.path, "digest": digests[f.path]} for f in files]
+            await asyncio.to_thread(store.write_manifest, name, entries, repo=repo, revision=commit)
 
     unused = set(previous.values()) - set(digests.values())
     if unused:
         yield _progress("removing unused layers")
     await asyncio.to_thread(store.prune, unused)
     yield _progress("success")
+
+
+def _write_gguf_manifest(store: ModelStore, name: ModelName, digests: list[str], choice: GgufChoice) -> None:
+    """An Ollama-format manifest for GGUF file(s) pulled from the Hub: model layer(s) and a config
+    blob like the one Ollama writes (format, family, parameter size, quantization)."""
+    import io
+
+    header: GgufHeader = read_header(store.blob_path(digests[0]))
+    family = header.architecture
+    config = {"model_format": "gguf", "model_family": family, "model_families": [family],
+              "model_type": human_number(header.parameter_count) if len(digests) == 1 else "",
+              "file_type": header.file_type or choice.quant.upper()}
+    config_raw = json.dumps(config, separators=(",", ":")).encode()
+    config_digest = store.add_blob(io.BytesIO(config_raw))
+    with store.pinned([config_digest]):
+        store.write_ollama_manifest(name, _manifest_bytes(store, config_digest, len(config_raw), digests))
+
+
+def _manifest_bytes(store: ModelStore, config_digest: str, config_size: int, digests: list[str]) -> bytes:
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": LAYER_PREFIX + "model", "digest": d, "size": store.blob_path(d).stat().st_size}
+                   for d in digests],
+    }
+    return json.dumps(manifest, separators=(",", ":")).encode()
 
 
 def _previous_files(store: ModelStore, name: ModelName) -> dict[tuple[str, str], str]:

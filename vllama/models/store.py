@@ -5,7 +5,15 @@ Layout under the root (default `vllama.config.models_dir()`):
     blobs/sha256-<hex>                                  file contents, verified before they appear
     manifests/<host>/<namespace>/<model>/<tag>          JSON: repo, revision, files, details
     snapshots/<manifest digest>/<file path>             links to blobs: the folder vLLM loads
+    converted/sha256-<GGUF digest>/                     a GGUF-born model dequantised for vLLM
     partial/                                            downloads and uploads in progress
+
+Two kinds of manifest live under `manifests/`: vllama's own (a Hugging Face file list) and
+Ollama's (schemaVersion 2, GGUF layers: models pulled from Ollama's registry). The user's Ollama
+store (`$OLLAMA_MODELS`, else `~/.ollama/models`) is read beside it, never written: its models are
+listed and served too, and a name in vllama's store hides the same name there. A GGUF-born model
+is dequantised on its first load into `converted/`, keyed by the GGUF's digest, so every name
+on the same GGUF shares one conversion.
 
 Every write lands in a temporary file that is renamed into place, so an interrupted operation
 leaves either the old state or the new one, never half a manifest or an unverified blob.
@@ -20,6 +28,7 @@ import logging
 import os
 import re
 import shutil
+import struct
 import tempfile
 import threading
 import uuid
@@ -33,7 +42,9 @@ from typing import IO, Any
 
 from ..config import models_dir
 from . import info
+from .gguf import GgufHeader, read_header
 from .names import InvalidName, ModelName
+from .ollama_store import OllamaManifest, OllamaStore, is_ollama_manifest, parse_manifest
 
 log = logging.getLogger("vllama.models")
 
@@ -56,6 +67,14 @@ _NOT_WEIGHTS = re.compile(r".*\.(bin|pth|pt|gguf|onnx|h5|msgpack|ot|ckpt)(\.inde
 
 class ModelNotFound(LookupError):
     """No manifest for that name."""
+
+
+class ReadOnlyModel(PermissionError):
+    """The model lives in the user's Ollama store, which vllama never changes."""
+
+    def __init__(self, name: str, root: Path):
+        super().__init__(f"model '{name}' is in the Ollama store at {root}, which vllama only reads; "
+                         f"remove it with 'ollama rm {name}'")
 
 
 class DigestMismatch(ValueError):
@@ -112,6 +131,10 @@ def atomic_write(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+ORIGIN_VLLAMA = "vllama"
+ORIGIN_OLLAMA = "ollama"  # the user's Ollama store: read-only
+
+
 @dataclass(frozen=True)
 class LocalModel:
     name: str  # display name, e.g. "smollm2:135m"
@@ -123,6 +146,8 @@ class LocalModel:
     config: dict[str, Any]
     manifest: dict[str, Any]
     model_name: ModelName = field(compare=False)
+    origin: str = ORIGIN_VLLAMA  # which store holds the manifest
+    ollama: OllamaManifest | None = field(default=None, compare=False)  # an Ollama-format (GGUF) manifest
 
     def __hash__(self) -> int:  # the dict fields are not hashable; name and digest identify a model
         return hash((self.name, self.digest))
@@ -131,25 +156,117 @@ class LocalModel:
     def files(self) -> list[dict[str, Any]]:
         return self.manifest.get("files", [])
 
+    # Modelfile settings: the template/system/messages/license layers of an Ollama manifest, or what
+    # `create` stored in a vllama manifest. The template is Ollama's Go template text, when there is one.
+    @property
+    def template(self) -> str | None:
+        return self.manifest.get("template") or None
+
+    @property
+    def system(self) -> str | None:
+        return self.manifest.get("system") or None
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return list(self.manifest.get("messages") or [])
+
+    @property
+    def license(self) -> str | None:
+        return self.manifest.get("license") or None
+
+    @property
+    def gguf(self) -> Path | None:
+        """The GGUF this model is served from, for GGUF-born models (Ollama's model layer)."""
+        return self.ollama.model_path if self.ollama else None
+
+    @cached_property
+    def gguf_header(self) -> GgufHeader | None:
+        """The GGUF's metadata and tensor table (what /api/show prints for it); None for others."""
+        return _readable_header(self.gguf) if self.gguf is not None else None
+
+    @property
+    def is_converted(self) -> bool:
+        """Whether `path` holds the dequantised folder vLLM loads (always, for safetensors models)."""
+        return (self.path / "config.json").is_file()
+
     @cached_property
     def capabilities(self) -> list[str]:
+        if self.ollama is not None:
+            return _gguf_capabilities(self)
         return info.capabilities(self)
 
     @cached_property
     def parameters(self) -> dict[str, Any]:
-        """Ollama options this model defaults to (generation_config.json, then `create` overrides)."""
+        """Ollama options this model defaults to: an Ollama manifest's params layer, else
+        generation_config.json, then `create` overrides."""
+        if self.ollama is not None:
+            return dict(self.ollama.params)
         return info.default_parameters(self)
 
 
+_HEADERS: dict[tuple[str, float, int], GgufHeader] = {}
+
+
+def _header(path: Path) -> GgufHeader:
+    """A GGUF's header, parsed once per file version (every request resolves its model)."""
+    stat = path.stat()
+    key = (str(path), stat.st_mtime, stat.st_size)
+    if key not in _HEADERS:
+        _HEADERS[key] = read_header(path)
+    return _HEADERS[key]
+
+
+def _readable_header(path: Path) -> GgufHeader | None:
+    """The header, or None for a GGUF that is missing or unreadable (the model still lists)."""
+    try:
+        return _header(path)
+    except (OSError, ValueError, struct.error) as err:
+        log.warning("cannot read the GGUF header of %s: %s", path, err)
+        return None
+
+
+_GO_VAR = re.compile(r"\.(\w+)")
+
+
+def _gguf_capabilities(model: LocalModel) -> list[str]:
+    """Ollama's Capabilities() for a GGUF-born model, less what vllama cannot serve from a GGUF.
+
+    completion, or embedding when the GGUF declares a pooling type; tools and insert when the
+    Go template reads .Tools / .Suffix; thinking when it reads .Think or opens a <think> tag.
+    Vision (a projector layer, or vision blocks in the GGUF) is left out: the dequantised
+    checkpoint vllama serves holds the language model only."""
+    header = model.gguf_header
+    caps = ["embedding" if header is not None and header.key("pooling_type") is not None else "completion"]
+    template = model.template or ""
+    variables = {v.lower() for v in _GO_VAR.findall(template)}
+    if "tools" in variables:
+        caps.append("tools")
+    if "suffix" in variables:
+        caps.append("insert")
+    if "think" in variables or "<think>" in template:
+        caps.append("thinking")
+    return caps
+
+
+_DEFAULT = object()
+
+
 class ModelStore:
-    def __init__(self, root: Path | None = None):
+    def __init__(self, root: Path | None = None, ollama: OllamaStore | Path | None | object = _DEFAULT):
+        """`ollama`: the Ollama store read beside this one; by default the user's
+        ($OLLAMA_MODELS, else ~/.ollama/models) when `root` is the default too, else none."""
         self.root = Path(root) if root is not None else models_dir()
         self.blobs_dir = self.root / "blobs"
         self.manifests_dir = self.root / "manifests"
         self.snapshots_dir = self.root / "snapshots"
+        self.converted_dir = self.root / "converted"
         self.partial_dir = self.root / "partial"
+        if ollama is _DEFAULT:
+            ollama = OllamaStore() if root is None else None
+        self.ollama = OllamaStore(ollama) if isinstance(ollama, (str, Path)) else ollama
         self._pins: Counter[str] = Counter()
         self._lock = threading.RLock()
+        self._converting: dict[str, threading.Lock] = {}
 
     # -- blobs --------------------------------------------------------------------------------
 
@@ -246,6 +363,9 @@ class ModelStore:
     def _load(self, name: ModelName, path: Path) -> LocalModel:
         raw = path.read_bytes()
         manifest = json.loads(raw)
+        if is_ollama_manifest(manifest):  # pulled from Ollama's registry, or copied from its store
+            return self._from_ollama(parse_manifest(name, raw, path.stat().st_mtime, self._layer_blob),
+                                     ORIGIN_VLLAMA)
         digest = hashlib.sha256(raw).hexdigest()
         files = manifest.get("files", [])
         config: dict[str, Any] = {}
@@ -265,29 +385,144 @@ class ModelStore:
             model_name=name,
         )
 
+    def _layer_blob(self, digest: str) -> Path:
+        """A layer of an Ollama-format manifest here: in our blobs, else (a `cp` of a model in the
+        user's Ollama store) in theirs."""
+        ours = self.blob_path(digest)
+        if ours.is_file() or self.ollama is None:
+            return ours
+        theirs = self.ollama.blob_path(digest)
+        return theirs if theirs.is_file() else ours
+
+    def _from_ollama(self, m: OllamaManifest, origin: str) -> LocalModel:
+        """The record of a GGUF-born model: Ollama's name, digest, size and details; served from
+        `converted/sha256-<GGUF digest>/` once that exists (see `servable`)."""
+        model = m.model_layer
+        if model is None or m.model_path is None:
+            raise ValueError(f"{m.name.display}: the manifest has no model layer")
+        folder = self.converted_dir / model.digest.replace(":", "-", 1)
+        config_file = folder / "config.json"
+        if config_file.is_file():
+            config = json.loads(config_file.read_text(encoding="utf-8"))
+        else:  # not converted yet: what the engine needs before the first load, from the GGUF header
+            header = _readable_header(m.model_path)
+            config = {"model_type": header.architecture} if header else {}
+            if header is not None and isinstance(header.key("context_length"), int):
+                config["max_position_embeddings"] = header.key("context_length")
+        details = m.details
+        if not details["quantization_level"]:
+            header = _readable_header(m.model_path)
+            details["quantization_level"] = header.file_type if header else ""
+        settings = {"template": m.template, "system": m.system, "license": m.license,
+                    "parameters": m.params, "messages": m.messages}
+        return LocalModel(
+            name=m.name.display,
+            path=folder,
+            digest=m.digest,
+            size=m.size,
+            modified_at=m.modified_at,
+            details=details,
+            config=config,
+            manifest={"format": details["format"], "files": [],
+                      **{k: v for k, v in settings.items() if v not in (None, "", [], {})}},
+            model_name=m.name,
+            origin=origin,
+            ollama=m,
+        )
+
+    def _find_ollama(self, name: ModelName) -> tuple[ModelName, Path] | None:
+        return self.ollama.find(name) if self.ollama is not None else None
+
     def get(self, name: str | ModelName) -> LocalModel:
-        """The model for a name (case-insensitive, `:latest` implied); InvalidName / ModelNotFound."""
+        """The model for a name (case-insensitive, `:latest` implied); InvalidName / ModelNotFound.
+
+        vllama's own store first, then the user's Ollama store."""
         parsed = name if isinstance(name, ModelName) else ModelName.parse(name)
         path = self._find(parsed)
         if path is None:
-            raise ModelNotFound(str(name))
+            found = self._find_ollama(parsed)
+            if found is None:
+                raise ModelNotFound(str(name))
+            return self._from_ollama(self.ollama.read(*found), ORIGIN_OLLAMA)
         stored = path.relative_to(self.manifests_dir).parts
         return self._load(ModelName(model=stored[2], tag=stored[3], namespace=stored[1], host=stored[0]), path)
 
     def exists(self, name: str | ModelName) -> bool:
         parsed = name if isinstance(name, ModelName) else ModelName.parse(name)
-        return self._find(parsed) is not None
+        return self._find(parsed) is not None or self._find_ollama(parsed) is not None
 
     def list(self) -> list[LocalModel]:
-        """Every model, newest first; a manifest that cannot be read is logged and skipped."""
-        models = []
+        """Every model in both stores, newest first; vllama's hides the same name in Ollama's.
+        A manifest that cannot be read is logged and skipped."""
+        models, seen = [], set()
         for name, path in self._manifest_paths():
+            seen.add(name.key)
             try:
                 models.append(self._load(name, path))
             except (OSError, ValueError, KeyError, TypeError) as err:
                 log.warning("skipping unreadable manifest %s: %s", path, err)
+        if self.ollama is not None:
+            for name, path in self.ollama.manifest_paths():
+                if name.key in seen:
+                    continue
+                try:
+                    models.append(self._from_ollama(self.ollama.read(name, path), ORIGIN_OLLAMA))
+                except (OSError, ValueError, KeyError, TypeError) as err:
+                    log.warning("skipping unreadable Ollama manifest %s: %s", path, err)
         models.sort(key=lambda m: m.modified_at, reverse=True)
         return models
+
+    # -- GGUF-born models ---------------------------------------------------------------------
+
+    def servable(self, model: LocalModel) -> LocalModel:
+        """The model with a folder vLLM loads: a GGUF-born model's GGUF is dequantised on first
+        use into `converted/` (once per GGUF digest, whichever names share it); others as they are."""
+        if model.ollama is None or model.is_converted:
+            return model
+        m = model.ollama
+        if m.adapter_paths:
+            raise ValueError(f"{model.name} has a LoRA adapter layer; vllama cannot serve GGUF adapters")
+        if sum(layer.kind == "model" for layer in m.layers) > 1:
+            raise ValueError(f"{model.name} is a split GGUF; vllama dequantises single-file GGUFs only "
+                             "(merge the parts with llama.cpp's gguf-split --merge, then `vllama create`)")
+        if m.model_path is None or not m.model_path.is_file():
+            raise FileNotFoundError(f"{model.name}: the model layer {m.model_layer.digest} is missing")
+        with self._lock:
+            lock = self._converting.setdefault(model.path.name, threading.Lock())
+        with lock:
+            if not model.is_converted:
+                self._convert(m.model_path, model.path)
+        return self._from_ollama(m, model.origin)
+
+    def _convert(self, gguf: Path, folder: Path) -> None:
+        from .gguf import dequantize_gguf  # torch and transformers: only when a conversion is due
+
+        self.partial_dir.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="convert-", dir=self.partial_dir))
+        try:
+            link = work / "model.gguf"  # transformers wants a name that says GGUF; the blob is only read
+            link.symlink_to(gguf.resolve())
+            log.info("dequantising %s into %s (once)", gguf.name, folder)
+            try:
+                dequantize_gguf(link, folder)
+            except FileExistsError:  # another process finished it first
+                pass
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def write_ollama_manifest(self, name: str | ModelName, raw: bytes) -> LocalModel:
+        """Store an Ollama-format manifest (as pulled, byte for byte, so its digest is Ollama's);
+        every blob it names must already be here."""
+        parsed = name if isinstance(name, ModelName) else ModelName.parse(name)
+        data = json.loads(raw)
+        if not is_ollama_manifest(data):
+            raise ValueError("not an Ollama manifest")
+        for digest in _manifest_blobs(data):
+            if not self.has_blob(digest):
+                raise FileNotFoundError(f"blob {digest} is missing")
+        with self._lock:
+            atomic_write(self._find(parsed) or self.manifests_dir.joinpath(*parsed.parts), raw)
+        return self.get(parsed)
 
     def write_manifest(self, name: str | ModelName, files: Iterable[dict[str, Any]], *, repo: str | None = None,
                        revision: str | None = None, extra: dict[str, Any] | None = None) -> LocalModel:
@@ -349,8 +584,11 @@ class ModelStore:
         target = dst if isinstance(dst, ModelName) else ModelName.parse(dst)
         with self._lock:
             path = self._find(source)
-            if path is None:
-                raise ModelNotFound(str(src))
+            if path is None:  # a model in the user's Ollama store: its manifest, its blobs stay there
+                found = self._find_ollama(source)
+                if found is None:
+                    raise ModelNotFound(str(src))
+                path = found[1]
             atomic_write(self._find(target) or self.manifests_dir.joinpath(*target.parts), path.read_bytes())
         return self.get(target)
 
@@ -360,14 +598,17 @@ class ModelStore:
         with self._lock:
             path = self._find(parsed)
             if path is None:
+                found = self._find_ollama(parsed)
+                if found is not None:
+                    raise ReadOnlyModel(found[0].display, self.ollama.root)
                 raise ModelNotFound(str(name))
             try:
-                files = json.loads(path.read_bytes()).get("files", [])
-            except ValueError:
-                files = []
+                digests = _manifest_blobs(json.loads(path.read_bytes()))
+            except (ValueError, KeyError, TypeError):
+                digests = []
             path.unlink()
             self._remove_empty_dirs(path.parent)
-            self.prune(f["digest"] for f in files)
+            self.prune(digests)
 
     def prune(self, digests: Iterable[str] = ()) -> int:
         """Delete these blobs unless a manifest (or a pull in progress) uses them, and every
@@ -385,7 +626,23 @@ class ModelStore:
                 for folder in self.snapshots_dir.iterdir():
                     if not folder.name.startswith(".") and folder.name not in manifests:
                         shutil.rmtree(folder, ignore_errors=True)
+            if self.converted_dir.is_dir():  # a conversion goes with the last name, in either store, on its GGUF
+                ggufs = used | self._ollama_store_blobs()
+                for folder in self.converted_dir.iterdir():
+                    if folder.name.startswith("sha256-") and folder.name[7:] not in ggufs:
+                        shutil.rmtree(folder, ignore_errors=True)
             return removed
+
+    def _ollama_store_blobs(self) -> set[str]:
+        blobs: set[str] = set()
+        if self.ollama is None:
+            return blobs
+        for _, path in self.ollama.manifest_paths():
+            try:
+                blobs.update(parse_digest(d) for d in _manifest_blobs(json.loads(path.read_bytes())))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return blobs
 
     def _references(self) -> tuple[set[str], set[str]]:
         """(blob hexes, manifest digests) of every remaining manifest."""
@@ -394,7 +651,7 @@ class ModelStore:
         for _, path in self._manifest_paths():
             try:
                 raw = path.read_bytes()
-                blobs.update(parse_digest(f["digest"]) for f in json.loads(raw).get("files", []))
+                blobs.update(parse_digest(d) for d in _manifest_blobs(json.loads(raw)))
             except (OSError, ValueError, KeyError, TypeError):
                 continue
             manifests.add(hashlib.sha256(raw).hexdigest())
@@ -432,6 +689,13 @@ class ModelStore:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return target
+
+
+def _manifest_blobs(data: dict[str, Any]) -> list[str]:
+    """The blob digests a manifest of either kind uses."""
+    if is_ollama_manifest(data):
+        return [layer["digest"] for layer in [*data["layers"], data["config"]]]
+    return [f["digest"] for f in data.get("files", [])]
 
 
 def _link(blob: Path, dest: Path) -> None:
