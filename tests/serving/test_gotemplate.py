@@ -17,7 +17,7 @@ def render(source: str, data=None, **kw) -> str:
 
 
 def msg(role: str, content: str) -> GoStruct:
-    return GoStruct("*template.templateMessage", {"Role": role, "Content": content}, pointer=True)
+    return GoStruct("*template.templateMessage", {"Role": role, "Content": content})
 
 
 CONVERSATION = {"Messages": GoList([msg("user", "Hi"), msg("assistant", "Hello!"),
@@ -62,7 +62,7 @@ def test_go_printing_of_collections_and_structs():
     assert go_print([1, "a", None]) == "[1 a <nil>]"
     assert go_print({"b": 2, "a": 1}) == "map[a:1 b:2]"
     assert go_print(GoStruct("T", {"A": "x", "B": [1, 2]})) == "{x [1 2]}"
-    assert go_print(msg("user", "hi")) == "&{user hi}"
+    assert go_print(msg("user", "hi")) == "{user hi}"  # a template prints *T as T
     assert go_print(NO_VALUE) == "<no value>"
     assert go_print(GoList(["a"], string=lambda v: "custom")) == "custom"
 
@@ -193,8 +193,13 @@ def test_current_date_uses_today():
         "2026-03-01 2026-02-28"
 
 
-def test_typed_maps_answer_a_missing_key_with_their_zero_value():
-    assert render("{{ .M.z }}", {"M": GoMap({"a": 1})}) == "<nil>"
+def test_nil_values_print_as_go_prints_them():
+    # an action's nil interface is "no value"; handed to fmt it is <nil>; inside a slice <nil>
+    data = {"M": GoMap({"a": 1}), "X": None, "L": [1, None]}
+    assert render("{{ .M.z }}|{{ .X }}|{{ print .X }}|{{ .X | print }}|{{ .L }}|{{ index .L 1 }}", data) == \
+        "<no value>|<no value>|<nil>|<nil>|[1 <nil>]|<no value>"
+    assert render("{{ json .X }}|{{ html .X }}|{{ printf \"%s|%v|%d\" .X .X .X }}", data) == \
+        "null|&lt;no value&gt;|%!s(<nil>)|<nil>|%!d(<nil>)"
 
 
 # -- errors -------------------------------------------------------------------------------------

@@ -261,7 +261,7 @@ def _go_message(m: PromptMessage) -> GoStruct:
         "Role": m.role, "Content": m.content, "Thinking": m.thinking,
         "Images": GoList(m.images, nil=not m.images), "ToolCalls": calls,
         "ToolName": m.tool_name, "ToolCallID": m.tool_call_id,
-    }, pointer=True)
+    })
 
 
 def _go_tool_call(c: PromptToolCall) -> GoStruct:
@@ -292,7 +292,7 @@ def _go_property(prop: Any) -> GoStruct:
     if isinstance(nested, dict):  # *ToolPropertiesMap: JSON keeps the order it came in
         ordered = GoStruct("*api.ToolPropertiesMap",
                            {k: _go_property(v) for k, v in nested.items()},
-                           json_names={k: (k, False) for k in nested}, pointer=True)
+                           json_names={k: (k, False) for k in nested})
     any_of = [_go_property(p) for p in prop.get("anyOf") or []]
     enum = prop.get("enum")
     return GoStruct("api.ToolProperty", {

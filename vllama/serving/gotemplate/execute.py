@@ -74,6 +74,9 @@ class State:
             raise self.error(f"unknown node: {type(node).__name__}")
 
     def printable(self, value: Any) -> str:
+        # an action's value is unwrapped from its interface first: a nil one is no value at all
+        if value is None:
+            return "<no value>"
         try:
             return go_print(value)
         except TemplateExecError as e:
@@ -138,7 +141,10 @@ class State:
                 finally:
                     del self.vars[inner:]
             if not ran and node.else_list is not None:
-                self.walk(dot, node.else_list)
+                try:
+                    self.walk(dot, node.else_list)
+                except Break:  # Go recovers a break anywhere in the range statement, else included
+                    pass
         finally:
             del self.vars[mark:]
 
@@ -247,6 +253,8 @@ class State:
         values = [self.eval_arg(dot, n) for n in arg_nodes]
         if final is not _MISSING:
             values.append(final)
+        # a function gets a missing value as the nil interface Go hands it
+        values = [None if v is NO_VALUE else v for v in values]
         self.node = node
         try:
             return fn(*values)

@@ -10,7 +10,7 @@ from typing import Any
 
 from .values import (
     NO_VALUE, GoList, GoMap, GoStruct, TemplateExecError, go_format_float, go_json, go_print,
-    json_string, truth, type_name,
+    map_keys, truth, type_name,
 )
 
 
@@ -85,6 +85,8 @@ def _index(item: Any, *indexes: Any) -> Any:
         elif isinstance(item, (list, tuple)):
             item = item[_index_of(index, len(item))]
         elif isinstance(item, dict):
+            if not isinstance(index, str):
+                raise TemplateExecError(f"value has type {type_name(index)}; should be string")
             item = item.get(index, NO_VALUE if not isinstance(item, GoMap) else None)
         elif item is None or item is NO_VALUE:
             raise TemplateExecError("index of untyped nil")
@@ -136,19 +138,19 @@ def _sprintln(*args: Any) -> str:
 
 
 def _sprintf(fmt: str, *args: Any) -> str:
-    """fmt.Sprintf for the verbs templates use (%s %v %d %q %f %g %t %x %%), flags and widths
-    passed through Python's printf where they agree."""
+    """fmt.Sprintf: verbs applied element by element to collections, fmt's %!verb(type=value) for
+    operands a verb does not fit, %!(EXTRA ...) and %!verb(MISSING) as Go writes them."""
     out = []
-    i = 0
-    n = 0
+    i = n = 0
     while i < len(fmt):
-        ch = fmt[i]
-        if ch != "%":
-            out.append(ch)
+        if fmt[i] != "%":
+            out.append(fmt[i])
             i += 1
             continue
         j = i + 1
-        while j < len(fmt) and fmt[j] in "+-# 0123456789.":
+        while j < len(fmt) and fmt[j] in "+-# 0":
+            j += 1
+        while j < len(fmt) and (fmt[j].isdigit() or fmt[j] == "."):
             j += 1
         if j >= len(fmt):
             out.append("%!(NOVERB)")
@@ -157,40 +159,134 @@ def _sprintf(fmt: str, *args: Any) -> str:
         i = j + 1
         if verb == "%":
             out.append("%")
-            continue
-        if n >= len(args):
+        elif n >= len(args):
             out.append(f"%!{verb}(MISSING)")
-            continue
-        arg = args[n]
-        n += 1
-        if verb in "sv":
-            out.append(("%" + spec + "s") % go_print(arg))
-        elif verb == "q":
-            out.append(go_json(go_print(arg)) if not isinstance(arg, str) else json_string(arg))
-        elif verb in "dxXob" and isinstance(arg, int) and not isinstance(arg, bool):
-            out.append(("%" + spec + ("d" if verb == "d" else verb)) % arg if verb != "b"
-                       else format(arg, "b"))
-        elif verb in "feE" and isinstance(arg, (int, float)) and not isinstance(arg, bool):
-            out.append(("%" + spec + verb) % arg)
-        elif verb in "gG" and isinstance(arg, (int, float)) and not isinstance(arg, bool):
-            out.append(go_format_float(float(arg)))
-        elif verb == "t" and isinstance(arg, bool):
-            out.append("true" if arg else "false")
         else:
-            out.append(f"%!{verb}({type_name(arg)}={go_print(arg)})")
+            out.append(_format(verb, spec, args[n], top=True))
+            n += 1
     if n < len(args):
-        out.append("%!(EXTRA " + ", ".join(f"{type_name(a)}={go_print(a)}" for a in args[n:]) + ")")
+        extra = ("<nil>" if a is None else f"{type_name(a)}={go_print(a)}" for a in args[n:])
+        out.append("%!(EXTRA " + ", ".join(extra) + ")")
     return "".join(out)
 
 
+def _go_quote(s: str) -> str:
+    """strconv.Quote: printable characters kept, the rest escaped Go's way."""
+    named = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+             "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+    out = ['"']
+    for ch in s:
+        if ch in named:
+            out.append(named[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def _hex_float(f: float, upper: bool) -> str:
+    """%x of a float64: shortest hex mantissa, two-digit exponent (0x1.4p+01)."""
+    if f == 0:
+        text = "0x0p+00"
+    else:
+        mantissa, exp = float.hex(abs(f)).split("p")
+        mantissa = mantissa.rstrip("0").rstrip(".")
+        text = ("-" if f < 0 else "") + f"{mantissa}p{int(exp):+03d}"
+    return text.upper().replace("0X", "0X") if upper else text
+
+
+def _pad(text: str, spec: str) -> str:
+    """Width, precision-free, and the '-' flag, as fmt pads a string."""
+    width = "".join(c for c in spec.split(".")[0] if c.isdigit()).lstrip("0")
+    if not width:
+        return text
+    return text.ljust(int(width)) if "-" in spec else text.rjust(int(width))
+
+
+def _format(verb: str, spec: str, value: Any, top: bool = False) -> str:
+    """One operand under one verb, as fmt's printArg/printValue do."""
+    if value is None or value is NO_VALUE:
+        return "<nil>" if verb == "v" or not top else f"%!{verb}(<nil>)"
+    stringer = isinstance(value, (GoStruct, GoList, GoMap)) and value.string is not None
+    if stringer and verb in "svqxX":
+        return _format(verb, spec, value.string(value))  # type: ignore[union-attr, arg-type]
+    if isinstance(value, GoStruct):
+        return "{" + " ".join(_format(verb, spec, v) for v in value.fields.values()) + "}"
+    if isinstance(value, (list, tuple)):
+        if verb in "sqxX" and not value:
+            return "[]"
+        return "[" + " ".join(_format(verb, spec, v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{_format(verb, spec, k)}:{_format(verb, spec, value[k])}"
+                                 for k in map_keys(value)) + "]"
+    if isinstance(value, str):
+        if verb in "sv":
+            precision = spec.split(".")[1] if "." in spec else ""
+            return _pad(value[:int(precision or 0)] if "." in spec else value, spec)
+        if verb == "q":
+            return _pad(_go_quote(value), spec)
+        if verb in "xX":
+            text = value.encode("utf-8").hex()
+            return _pad(text.upper() if verb == "X" else text, spec)
+        return _bad_verb(verb, value, spec)
+    if isinstance(value, bool):
+        if verb in "tv":
+            return _pad("true" if value else "false", spec)
+        return _bad_verb(verb, value, spec)
+    if isinstance(value, int):
+        if verb in "vd":
+            return ("%" + spec + "d") % value
+        if verb in "xXo":
+            return ("%" + spec + verb) % value
+        if verb == "b":
+            return _pad(format(value, "b"), spec)
+        rune = chr(value) if 0 <= value <= 0x10FFFF and not 0xD800 <= value <= 0xDFFF else "\ufffd"
+        if verb == "c":
+            return _pad(rune, spec)
+        if verb == "q":
+            return _pad("'" + _go_quote(rune)[1:-1].replace('\\"', '"').replace("'", "\\'") + "'", spec)
+        return _bad_verb(verb, value, spec)
+    if isinstance(value, float):
+        if verb == "v" or verb in "gG" and "." not in spec:
+            return _pad(go_format_float(value), spec)
+        if verb in "feEgG":
+            return ("%" + spec + verb) % value
+        if verb in "xX":
+            return _pad(_hex_float(value, verb == "X"), spec)
+        return _bad_verb(verb, value, spec)
+    return _bad_verb(verb, value, spec)
+
+
+def _bad_verb(verb: str, value: Any, spec: str = "") -> str:
+    """fmt's complaint for a verb that does not fit the operand: %!s(int=1), the value written
+    as %v under the same width and precision."""
+    if value is None or value is NO_VALUE:
+        return f"%!{verb}(<nil>)"
+    return f"%!{verb}({type_name(value)}={_format('v', spec, value)})"
+
+
+def _eval_args(*args: Any) -> str:
+    """text/template's evalArgs (html, urlquery): one string as it is, else fmt.Sprint with a nil
+    operand written <no value>."""
+    if len(args) == 1 and isinstance(args[0], str):
+        return args[0]
+    return _sprint(*(NO_VALUE if a is None else a for a in args))
+
+
 def _html(*args: Any) -> str:
-    s = _sprint(*args)
+    s = _eval_args(*args)
     return (s.replace("&", "&amp;").replace("'", "&#39;").replace("<", "&lt;")
             .replace(">", "&gt;").replace('"', "&#34;").replace("\0", "\ufffd"))
 
 
 def _urlquery(*args: Any) -> str:
-    return urllib.parse.quote_plus(_sprint(*args), safe="")
+    return urllib.parse.quote_plus(_eval_args(*args), safe="")
 
 
 def _typescript_type(prop: Any) -> str:

@@ -44,7 +44,8 @@ NO_VALUE = _NoValue()
 
 @dataclass
 class GoStruct:
-    """A Go struct (or pointer to one): named fields in declaration order.
+    """A Go struct (or pointer to one: a template prints both as {...}): named fields in declaration
+    order.
 
     `json_names` gives each field's JSON key and whether it is `omitempty` (no entry: the Go field
     name, always written); `string` is the type's `String()` method, if it has one.
@@ -54,7 +55,6 @@ class GoStruct:
     fields: dict[str, Any]
     json_names: dict[str, tuple[str, bool]] | None = None
     string: Callable[[GoStruct], str] | None = None
-    pointer: bool = False  # a *T: fmt writes &{...}
 
 
 class GoList(list):
@@ -226,8 +226,7 @@ def go_print(value: Any, nested: bool = False) -> str:
     if isinstance(value, GoStruct):
         if value.string is not None:
             return value.string(value)
-        body = "{" + " ".join(go_print(v, True) for v in value.fields.values()) + "}"
-        return "&" + body if value.pointer else body
+        return "{" + " ".join(go_print(v, True) for v in value.fields.values()) + "}"
     if isinstance(value, GoList) and value.string is not None:
         return value.string(value)
     if isinstance(value, GoMap) and value.string is not None:
