@@ -27,7 +27,8 @@ def runner(tiny_folder):
     r = VllmRunner.start(settings.engine_kwargs(str(tiny_folder), 2048))
     r.loop = asyncio.new_event_loop()  # AsyncLLM's output handler lives on the loop that first used it
     yield r
-    r.shutdown()
+    # As the scheduler unloads: off the loop, while it runs (its output tasks end there, not in the GC).
+    r.loop.run_until_complete(asyncio.to_thread(r.shutdown))
     r.loop.close()
 
 

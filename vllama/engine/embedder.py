@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import EngineError
+from .teardown import close_async_llm
 
 log = logging.getLogger("vllama.engine")
 _ids = itertools.count()
@@ -87,10 +88,15 @@ class VllmEmbedder:
 
         kwargs = {**engine_kwargs, "runner": "pooling"}
         engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
-        return cls(engine, engine.model_config.max_model_len)
+        try:
+            return cls(engine, engine.model_config.max_model_len)
+        except BaseException:
+            close_async_llm(engine)  # a started engine is never left to the garbage collector
+            raise
 
     def shutdown(self) -> None:
-        self.engine.shutdown()
+        """Blocking (seconds): the engine-core process, sockets and zmq context are gone on return."""
+        close_async_llm(self.engine)
 
     def unfinished(self) -> int:
         return self.engine.get_num_unfinished_requests()

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .base import Chunk, Completion, EngineError, InvalidRequest
+from .teardown import close_async_llm
 
 log = logging.getLogger("vllama.engine")
 _ids = itertools.count()
@@ -36,16 +37,21 @@ class VllmRunner:
 
         args = AsyncEngineArgs(**engine_kwargs)
         engine = AsyncLLM.from_engine_args(args)
-        # Import the tool-call machinery here, in the loading thread, not on the event loop later.
-        import vllm.entrypoints.openai.chat_completion.protocol  # noqa: F401
-        import vllm.tool_parsers  # noqa: F401
-        from vllm.platforms import current_platform
+        try:
+            # Import the tool-call machinery here, in the loading thread, not on the event loop later.
+            import vllm.entrypoints.openai.chat_completion.protocol  # noqa: F401
+            import vllm.tool_parsers  # noqa: F401
+            from vllm.platforms import current_platform
 
-        return cls(engine, engine.model_config.max_model_len, engine_kwargs.get("kv_cache_memory_bytes") or 0,
-                   not current_platform.is_cpu())
+            return cls(engine, engine.model_config.max_model_len, engine_kwargs.get("kv_cache_memory_bytes") or 0,
+                       not current_platform.is_cpu())
+        except BaseException:
+            close_async_llm(engine)  # a started engine is never left to the garbage collector
+            raise
 
     def shutdown(self) -> None:
-        self.engine.shutdown()
+        """Blocking (seconds): the engine-core process, sockets and zmq context are gone on return."""
+        close_async_llm(self.engine)
 
     @property
     def chat_template(self) -> str:

@@ -137,15 +137,23 @@ class Scheduler:
             return True
 
     async def shutdown(self) -> None:
-        if self._reaper:
-            self._reaper.cancel()
+        """Unload every model: each engine is stopped (process, sockets, zmq context) before this returns."""
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None:
+            reaper.cancel()
+            await asyncio.gather(reaper, return_exceptions=True)
         for entry in list(self._loaded.values()):
             await self._unload(entry)
 
     async def _unload(self, entry: Loaded) -> None:
         self._loaded.pop(entry.key, None)
         log.info("unloading %s", entry.key)
-        await asyncio.to_thread(entry.runner.shutdown)
+        try:
+            # In a worker thread: stopping an engine blocks for seconds. It is done when this returns,
+            # never left to the garbage collector.
+            await asyncio.to_thread(entry.runner.shutdown)
+        except Exception:  # the entry is gone either way; the next load of this model starts afresh
+            log.exception("stopping the engine of %s failed", entry.key)
 
     async def _make_room(self) -> None:
         while len(self._loaded) >= self.max_loaded:
