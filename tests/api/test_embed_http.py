@@ -14,11 +14,9 @@ import httpx
 import pytest
 
 from tests.api.fake_engine import FakeRunner, FakeStore
-from tests.live_server import app_in_thread
-from vllama.api.app import build_app
+from tests.api.shared_app import shared_app
 from vllama.engine.base import EngineError
 from vllama.engine.embedder import InputTooLong, l2_normalize
-from vllama.engine.scheduler import Scheduler
 from vllama.models.names import ModelName
 
 GOLDEN_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference" / "ollama-golden"
@@ -72,15 +70,23 @@ def embedder():
     return FakeEmbedder()
 
 
-@pytest.fixture
-def url(embedder):
+@pytest.fixture(scope="module")
+def shared():
     store = FakeStore(["fake:latest", EMB])
     store.models[ModelName.parse(EMB).key].capabilities = ["embedding"]
-    generator = FakeRunner()
-    scheduler = Scheduler(lambda m: embedder if "embedding" in m.capabilities else generator,
-                          max_loaded=2, check_every=0.05)
-    with app_in_thread(build_app(store, scheduler, keep_alive=300.0)) as base:
-        yield base
+
+    def start(model):
+        embedder, generator = app.current
+        return embedder if "embedding" in model.capabilities else generator
+
+    with shared_app(store, start) as app:
+        yield app
+
+
+@pytest.fixture
+def url(shared, embedder):
+    shared.reset((embedder, FakeRunner()))
+    return shared.url
 
 
 def norm(vector: list[float]) -> float:

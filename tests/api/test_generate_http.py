@@ -9,7 +9,8 @@ import time
 import httpx
 import pytest
 
-from tests.api.fake_engine import FakeRunner, fake_app
+from tests.api.fake_engine import FakeRunner, FakeStore, fake_app
+from tests.api.shared_app import shared_app
 from tests.live_server import app_in_thread
 
 RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
@@ -24,10 +25,16 @@ def runner():
     return FakeRunner()
 
 
+@pytest.fixture(scope="module")
+def shared():
+    with shared_app(FakeStore(["fake:latest"])) as app:  # what fake_app(runner) serves
+        yield app
+
+
 @pytest.fixture
-def url(runner):
-    with app_in_thread(fake_app(runner)) as base:
-        yield base
+def url(shared, runner):
+    shared.reset(runner)
+    return shared.url
 
 
 def lines(response: httpx.Response) -> list[dict]:

@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from tests.api.fake_engine import FakeRunner, FakeStore
+from tests.api.shared_app import shared_app
 from tests.live_server import app_in_thread
 from vllama.api.app import build_app
 from vllama.api.errors import APIError
@@ -51,10 +52,16 @@ def runner():
     return FakeRunner()
 
 
+@pytest.fixture(scope="module")
+def shared():
+    with shared_app(store()) as app:  # what make_app(runner) serves
+        yield app
+
+
 @pytest.fixture
-def url(runner):
-    with app_in_thread(make_app(runner)) as base:
-        yield base
+def url(shared, runner):
+    shared.reset(runner)
+    return shared.url
 
 
 # -- golden comparisons -------------------------------------------------------------------------
