@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from types import SimpleNamespace
 
@@ -154,5 +155,28 @@ def test_shutdown_stops_every_engine_even_when_one_fails_to_stop():
         while s.get_loaded("bad") is not None:  # keep_alive 0: unloaded (and its failure logged) once idle
             await asyncio.sleep(0.01)
         await s.shutdown()
+
+    run(go())
+
+
+def test_a_load_whose_caller_went_away_is_stopped_once_it_is_up():
+    loading, started = threading.Event(), []
+
+    def start(m):
+        loading.set()
+        started.append(Counting(m.name, load_seconds=0.3))  # the engine comes up in its thread regardless
+        return started[-1]
+
+    async def go():
+        s = Scheduler(start)
+        waiter = asyncio.ensure_future(s.acquire("a", model("a"), 300))
+        while not loading.is_set():
+            await asyncio.sleep(0.01)
+        waiter.cancel()  # e.g. the client hung up while its model loaded
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert s.in_flight == 0 and s.get_loaded("a") is None
+        await s.shutdown()  # waits for the orphan's stop
+        assert [r.shut for r in started] == [True]
 
     run(go())

@@ -106,7 +106,7 @@ class Scheduler:
                     await self._unload(entry)
                 await self._make_room()
                 try:
-                    runner = await asyncio.to_thread(self._start_runner, model)
+                    runner = await self._start(model)
                 except Exception as err:
                     log.exception("loading %s failed", key)
                     raise EngineError(f"failed to load model: {err}") from err
@@ -116,6 +116,27 @@ class Scheduler:
             entry.active += 1
             entry.last_used = time.monotonic()
             return entry
+
+    async def _start(self, model: Any) -> Runner:
+        """A new engine, started in a worker thread. If the caller goes away meanwhile (a client that
+        hangs up mid-load), the thread still brings the engine up: it is then stopped, not left
+        running for the garbage collector to find."""
+        load = asyncio.ensure_future(asyncio.to_thread(self._start_runner, model))
+        try:
+            return await asyncio.shield(load)
+        except asyncio.CancelledError:
+            task = asyncio.get_running_loop().create_task(self._stop_when_up(load))
+            self._closing.add(task)  # `shutdown` waits for it
+            task.add_done_callback(self._closing.discard)
+            raise
+
+    @staticmethod
+    async def _stop_when_up(load: asyncio.Future[Runner]) -> None:
+        try:
+            runner = await load
+        except Exception:  # it never came up: nothing to stop
+            return
+        await asyncio.to_thread(runner.shutdown)
 
     def release(self, entry: Loaded) -> None:
         self.in_flight -= 1
@@ -144,6 +165,7 @@ class Scheduler:
             await asyncio.gather(reaper, return_exceptions=True)
         for entry in list(self._loaded.values()):
             await self._unload(entry)
+        await asyncio.gather(*self._closing, return_exceptions=True)  # dead or orphaned engines being stopped
 
     async def _unload(self, entry: Loaded) -> None:
         self._loaded.pop(entry.key, None)
