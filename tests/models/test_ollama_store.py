@@ -162,6 +162,19 @@ def test_api_tags_and_show(served):
     assert tree_hash(ollama) == before
 
 
+def test_api_create_from_an_ollama_model(served):
+    url, ollama, _ = served
+    before = tree_hash(ollama)
+    made = httpx.post(f"{url}/api/create", json={"model": "brief-pirate", "from": "ollama-pirate",
+                                                  "system": "Be brief.", "stream": False})
+    assert (made.status_code, made.json()) == (200, {"status": "success"})
+    show = httpx.post(f"{url}/api/show", json={"model": "brief-pirate"}).json()
+    assert show["system"] == "Be brief." and show["details"] == DETAILS
+    assert show["license"] == "Apache License 2.0 (example licence text for tests)"  # the base's layers stay
+    assert httpx.request("DELETE", f"{url}/api/delete", json={"model": "brief-pirate"}).status_code == 200
+    assert tree_hash(ollama) == before
+
+
 @pytest.mark.engine
 def test_generate_on_an_ollama_model(served):
     url, ollama, vllama = served
@@ -173,3 +186,19 @@ def test_generate_on_an_ollama_model(served):
     assert reply.json()["response"].strip() == "The capital of France is Paris."
     assert [p.name for p in (vllama / "converted").iterdir()] == [GGUF_DIGEST.replace(":", "-")]
     assert tree_hash(ollama) == before
+
+
+def test_create_from_an_ollama_model_keeps_its_gguf(both, ollama_root):
+    """`create` FROM a model in the Ollama store: new settings layers in vllama's store, the GGUF where it is."""
+    before = tree_hash(ollama_root)
+    base = both.get("ollama-smol:q4")
+    settings = {"template": base.template, "system": "Be brief.",
+                "parameters": {**base.parameters, "temperature": 0}}
+    made = both.derive("brief-smol", base, settings)
+    assert made.origin == "vllama" and made.gguf == base.gguf
+    assert [layer.kind for layer in made.ollama.layers] == ["model", "template", "system", "params"]
+    assert made.system == "Be brief." and made.template == base.template
+    assert made.parameters == {"stop": ["<|im_start|>", "<|im_end|>"], "temperature": 0}
+    assert made.details == DETAILS and made.path == base.path  # the same conversion serves both
+    both.delete("brief-smol")
+    assert tree_hash(ollama_root) == before and both.exists("ollama-smol:q4")

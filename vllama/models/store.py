@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -44,6 +45,7 @@ from ..config import models_dir
 from . import info
 from .gguf import GgufHeader, read_header
 from .names import InvalidName, ModelName
+from .ollama_store import MANIFEST_MEDIA_TYPE as OLLAMA_MANIFEST_MEDIA_TYPE
 from .ollama_store import OllamaManifest, OllamaStore, is_ollama_manifest, parse_manifest
 
 log = logging.getLogger("vllama.models")
@@ -512,13 +514,14 @@ class ModelStore:
 
     def write_ollama_manifest(self, name: str | ModelName, raw: bytes) -> LocalModel:
         """Store an Ollama-format manifest (as pulled, byte for byte, so its digest is Ollama's);
-        every blob it names must already be here."""
+        every blob it names must already be here (or, for a model derived from one in the user's
+        Ollama store, there)."""
         parsed = name if isinstance(name, ModelName) else ModelName.parse(name)
         data = json.loads(raw)
         if not is_ollama_manifest(data):
             raise ValueError("not an Ollama manifest")
         for digest in _manifest_blobs(data):
-            if not self.has_blob(digest):
+            if not self._layer_blob(digest).is_file():
                 raise FileNotFoundError(f"blob {digest} is missing")
         with self._lock:
             atomic_write(self._find(parsed) or self.manifests_dir.joinpath(*parsed.parts), raw)
@@ -564,6 +567,41 @@ class ModelStore:
         return info.details_from(config, count, dtype)
 
     # -- whole models -------------------------------------------------------------------------
+
+    def derive(self, name: str | ModelName, base: LocalModel, settings: dict[str, Any]) -> LocalModel:
+        """`create NAME` FROM `base` with Modelfile settings (template, system, parameters,
+        messages, license: the complete new values). A GGUF-born base keeps Ollama's layout: its
+        model, adapter and projector layers and new settings layers, as Ollama's create writes them."""
+        if base.ollama is None:
+            with self.pinned(f["digest"] for f in base.files):
+                return self.write_manifest(name, base.files, repo=base.manifest.get("repo"),
+                                           revision=base.manifest.get("revision"), extra=settings)
+        kept = [layer for layer in base.ollama.layers if layer.kind in ("model", "adapter", "projector")]
+        contents = {
+            "template": settings.get("template"), "system": settings.get("system"),
+            "license": settings.get("license"),
+            "params": json.dumps(settings["parameters"], ensure_ascii=False) if settings.get("parameters") else None,
+            "messages": json.dumps(settings["messages"], ensure_ascii=False) if settings.get("messages") else None,
+        }
+        layers = [{"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size} for layer in kept]
+        digests = [layer.digest for layer in kept]
+        for kind in ("template", "system", "license", "params", "messages"):  # Ollama's layer order
+            text = contents[kind]
+            if text:
+                data = str(text).encode()
+                digest = self.add_blob(io.BytesIO(data))
+                digests.append(digest)
+                layers.append({"mediaType": f"application/vnd.ollama.image.{kind}", "digest": digest,
+                               "size": len(data)})
+        config = base.ollama.config_layer
+        digests.append(config.digest)
+        if not self.has_blob(config.digest):  # the base's config in the user's Ollama store
+            self.add_blob(self._layer_blob(config.digest), config.digest)
+        raw = json.dumps({"schemaVersion": 2, "mediaType": OLLAMA_MANIFEST_MEDIA_TYPE,
+                          "config": {"mediaType": config.media_type, "digest": config.digest, "size": config.size},
+                          "layers": layers}, separators=(",", ":")).encode()
+        with self.pinned(digests):
+            return self.write_ollama_manifest(name, raw)
 
     def create_from_folder(self, name: str | ModelName, folder: Path, *, repo: str | None = None,
                            revision: str | None = None, extra: dict[str, Any] | None = None) -> LocalModel:

@@ -250,9 +250,7 @@ async def _create_from_model(store: ModelStore, name: ModelName, source: ModelNa
         extra["parameters"] = {**settings.get("parameters", {}), **extra["parameters"]}
     settings.update(extra)
     yield {"status": "writing manifest"}
-    with store.pinned(f["digest"] for f in base.files):
-        await asyncio.to_thread(store.write_manifest, name, base.files, repo=base.manifest.get("repo"),
-                                revision=base.manifest.get("revision"), extra=settings)
+    await asyncio.to_thread(store.derive, name, base, settings)  # a GGUF-born base keeps Ollama's layers
     yield {"status": "success"}
 
 
