@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .gotemplate import (
@@ -35,7 +35,7 @@ class PromptToolCall:
     """A tool call an assistant message made (api.ToolCall)."""
 
     name: str
-    arguments: dict[str, Any] = field(default_factory=dict)
+    arguments: dict[str, Any] | None = None  # None: the call had no arguments object at all
     id: str = ""
     index: int = 0
 
@@ -59,7 +59,7 @@ def message_from_wire(item: dict[str, Any]) -> PromptMessage:
     for i, call in enumerate(item.get("tool_calls") or []):
         function = call.get("function") or {}
         calls.append(PromptToolCall(name=str(function.get("name") or ""),
-                                    arguments=dict(function.get("arguments") or {}),
+                                    arguments=_arguments(function.get("arguments")),
                                     id=str(call.get("id") or ""),
                                     index=int(function.get("index") or 0)))
     return PromptMessage(role=str(item.get("role") or ""), content=str(item.get("content") or ""),
@@ -67,6 +67,10 @@ def message_from_wire(item: dict[str, Any]) -> PromptMessage:
                          images=tuple(item.get("images") or ()), tool_calls=tuple(calls),
                          tool_name=str(item.get("tool_name") or ""),
                          tool_call_id=str(item.get("tool_call_id") or ""))
+
+
+def _arguments(value: Any) -> dict[str, Any] | None:
+    return dict(value) if isinstance(value, dict) else None
 
 
 def message_to_wire(message: PromptMessage) -> dict[str, Any]:
@@ -80,7 +84,7 @@ def message_to_wire(message: PromptMessage) -> dict[str, Any]:
         out["tool_calls"] = [
             {**({"id": c.id} if c.id else {}),
              "function": {**({"index": c.index} if c.index else {}), "name": c.name,
-                          "arguments": c.arguments}}
+                          **({"arguments": c.arguments} if c.arguments is not None else {})}}
             for c in message.tool_calls]
     if message.tool_name:
         out["tool_name"] = message.tool_name
@@ -265,7 +269,8 @@ def _go_message(m: PromptMessage) -> GoStruct:
 
 
 def _go_tool_call(c: PromptToolCall) -> GoStruct:
-    arguments = GoMap(_go_number(c.arguments), nil=not c.arguments, string=_json_or_empty_object)
+    arguments = GoMap(_go_number(c.arguments or {}), nil=c.arguments is None,
+                      string=_json_or_empty_object)
     function = GoStruct("template.templateToolCallFunction",
                         {"Index": c.index, "Name": c.name, "Arguments": arguments})
     return GoStruct("template.templateToolCall", {"ID": c.id, "Function": function})
