@@ -17,7 +17,7 @@ import pytest
 from vllama.serving.modelfile_prompt import (
     ChatInput, ChatTemplatePrompt, ContextFit, GenerateInput, InsertPrompt, ModelfileLayers,
     PromptMessage, RenderedPrompt, TemplateError, chat_messages, generate_messages, is_go_template,
-    plan_chat, plan_generate, strips_prior_thinking, template_capabilities,
+    modelfile_layers, plan_chat, plan_generate, strips_prior_thinking, template_capabilities,
 )
 from vllama.serving.ollama_template import PromptToolCall, message_from_wire
 
@@ -282,3 +282,13 @@ def test_template_capabilities_follow_the_names_it_uses():
     assert template_capabilities("{{ range .Tools }}{{ end }}{{ range .Messages }}{{ end }}") == {"tools"}
     with pytest.raises(TemplateError):
         template_capabilities("{{ if }}")
+
+
+def test_modelfile_layers_from_a_manifest():
+    layers = modelfile_layers("{{ .Prompt }}", "sys", [{"role": "user", "content": "Hi"}],
+                              family="qwen3", name="qwen3:8b")
+    assert layers == ModelfileLayers(system="sys", messages=(PromptMessage(role="user", content="Hi"),),
+                                     template="{{ .Prompt }}", strip_prior_thinking=True)
+    jinja = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    assert modelfile_layers(jinja, None, []).template is None
+    assert modelfile_layers(None, None, []) == ModelfileLayers()

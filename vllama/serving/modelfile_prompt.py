@@ -38,7 +38,8 @@ from .ollama_template import PromptMessage, TemplateValues
 __all__ = [
     "ChatInput", "ChatTemplatePrompt", "ContextFit", "GenerateInput", "InsertPrompt",
     "ModelfileLayers", "PromptMessage", "PromptPlan", "RenderedPrompt", "TemplateError",
-    "chat_messages", "generate_messages", "is_go_template", "plan_chat", "plan_generate",
+    "chat_messages", "generate_messages", "is_go_template", "modelfile_layers", "plan_chat",
+    "plan_generate",
     "parse_template", "render_conversation", "strips_prior_thinking", "template_capabilities",
 ]
 
@@ -150,6 +151,17 @@ def strips_prior_thinking(family: str, model: str) -> bool:
     """Ollama's filterThinkTags applies to the qwen3 family and to models named deepseek-r1."""
     base = model.rsplit("/", 1)[-1].split(":", 1)[0]
     return family == "qwen3" or base == "deepseek-r1"
+
+
+def modelfile_layers(template: str | None, system: str | None, messages: list[dict[str, Any]],
+                     *, family: str = "", name: str = "") -> ModelfileLayers:
+    """A model's layers from what its manifest stores (TEMPLATE text, SYSTEM text, MESSAGE
+    entries in wire shape): a template that is not a Go template (a Hugging Face one written back
+    by `create`) is left to the chat template path."""
+    go = template if template and is_go_template(template) else None
+    return ModelfileLayers(system=system or "",
+                           messages=tuple(ollama_template.message_from_wire(m) for m in messages),
+                           template=go, strip_prior_thinking=strips_prior_thinking(family, name))
 
 
 # ---------------------------------------------------------------------------------------------
