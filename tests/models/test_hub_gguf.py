@@ -103,3 +103,11 @@ def test_a_safetensors_repo_keeps_the_tag_as_a_revision(store, hub):
     model = store.get(f"hf.co/acme/Tiny-Instruct:{sha}")
     assert model.manifest["revision"] == sha and model.details["format"] == "safetensors"
     assert collect(store, "hf.co/acme/Tiny-Instruct:no-such-branch")[1] == "pull model manifest: file does not exist"
+
+
+def test_without_a_go_template_the_ggufs_jinja_template_says_tools(store, hub, tmp_path):
+    jinja = "{% if tools %}{{ tools | tojson }}{% endif %}{% for m in messages %}{{ m.content }}{% endfor %}"
+    hub.repos["acme/Tools-GGUF"] = Repo({"T-Q4_K_M.gguf": write_gguf(tmp_path / "t.gguf", chat_template=jinja)})
+    assert collect(store, "hf.co/acme/Tools-GGUF")[1] is None
+    model = store.get("hf.co/acme/Tools-GGUF")
+    assert model.template is None and model.capabilities == ["completion", "tools"]

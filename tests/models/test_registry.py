@@ -67,6 +67,7 @@ def test_pull_streams_ollamas_progress_and_verified_layers(store, registry):
     assert model.template == TEMPLATE.decode() and model.parameters == {"stop": ["<|im_end|>"], "temperature": 0.5}
     assert model.origin == "vllama" and model.gguf == store.blob_path(digests[0])
     assert model.config["max_position_embeddings"] == 2048
+    assert model.capabilities == ["completion"]  # `{{ .Prompt }}` reads no .Tools
     again, error = collect(store, "tinyreg:q4")  # everything is here: one line per layer, no download
     assert error is None and len(again) == 1 + len(digests) + 3
 
@@ -123,3 +124,11 @@ def test_rm_of_a_pulled_model_removes_its_layers(store, registry):
     blobs = [layer.digest for layer in (*model.ollama.layers, model.ollama.config_layer)]
     store.delete("tinyreg:q4")
     assert not any(store.has_blob(d) for d in blobs)
+
+
+def test_capabilities_come_from_the_go_template(store, registry, tmp_path):
+    gguf = write_gguf(tmp_path / "tools.gguf", seed=3)
+    registry.add_model("library/tooly:latest", [("model", gguf), ("template", b"{{ if .Tools }}T{{ end }}{{ .Prompt }}")],
+                       CONFIG)
+    assert collect(store, "tooly")[1] is None
+    assert store.get("tooly").capabilities == ["completion", "tools"]

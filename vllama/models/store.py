@@ -235,18 +235,22 @@ def _gguf_capabilities(model: LocalModel) -> list[str]:
 
     completion, or embedding when the GGUF declares a pooling type; tools and insert when the
     Go template reads .Tools / .Suffix; thinking when it reads .Think or opens a <think> tag.
-    Vision (a projector layer, or vision blocks in the GGUF) is left out: the dequantised
-    checkpoint vllama serves holds the language model only."""
+    Without a template layer (a GGUF from the Hub), the GGUF's own Jinja chat template, which
+    the dequantised folder carries, says whether tools and thinking work. Vision (a projector
+    layer, or vision blocks in the GGUF) is left out: the dequantised checkpoint vllama serves
+    holds the language model only."""
     header = model.gguf_header
     caps = ["embedding" if header is not None and header.key("pooling_type") is not None else "completion"]
-    template = model.template or ""
-    variables = {v.lower() for v in _GO_VAR.findall(template)}
-    if "tools" in variables:
-        caps.append("tools")
-    if "suffix" in variables:
-        caps.append("insert")
-    if "think" in variables or "<think>" in template:
-        caps.append("thinking")
+    if model.template is not None:
+        variables = {v.lower() for v in _GO_VAR.findall(model.template)}
+        tools, insert = "tools" in variables, "suffix" in variables
+        thinking = "think" in variables or "<think>" in model.template
+    else:
+        jinja = header.metadata.get("tokenizer.chat_template") if header is not None else None
+        jinja = jinja if isinstance(jinja, str) else ""
+        tools, insert = bool(re.search(r"\btools\b", jinja)), False
+        thinking = bool(re.search(r"<think>|enable_thinking|reasoning_content", jinja))
+    caps += [cap for cap, present in (("tools", tools), ("insert", insert), ("thinking", thinking)) if present]
     return caps
 
 
