@@ -217,7 +217,9 @@ class SecurityMiddleware:
                 await _respond(send, 403, extra)
                 return
 
-        if self.api_key is not None and not self._authorized(headers.get("authorization", "")):
+        # the Anthropic SDK and Claude Code send their key as `x-api-key` on /v1/messages
+        if self.api_key is not None and not self._authorized(headers.get("authorization", "")) and not (
+                scope["path"].startswith("/v1/messages") and self._key_matches(headers.get("x-api-key", ""))):
             await _respond(send, 401, extra, {"error": "unauthorized"})
             return
 
@@ -239,11 +241,14 @@ class SecurityMiddleware:
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer":
             token = ""
+        return self._key_matches(token)
+
+    def _key_matches(self, token: str) -> bool:
         # compare_digest takes as long whatever the mismatch, so the key cannot be guessed byte by byte
         return hmac.compare_digest(token.strip().encode(), self.api_key or b"")
 
 
-async def _respond(send: Send, status: int, headers: list[tuple[str, str]] = (), body: Any = None) -> None:
+async def _respond(send: Send, status: int, headers: Iterable[tuple[str, str]] = (), body: Any = None) -> None:
     payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     if body is not None:

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from ...engine.options import OptionError, parse_options
 from ...models.names import InvalidName, ModelName
 from ...models.pull import PullError, pull
-from ...models.store import DigestMismatch, ModelNotFound, ModelStore, parse_digest, safe_relpath
+from ...models.store import DigestMismatch, ModelNotFound, ModelStore, ReadOnlyModel, parse_digest, safe_relpath
 from ..disconnect import until_disconnect
 from ...serving.errors import BadRequest, Failed, NotFound, ServingError
 from ..errors import read_json, status_and_message
@@ -127,6 +127,8 @@ async def delete_model(request: Request) -> Response:
         await asyncio.to_thread(store.delete, name)
     except ModelNotFound:
         raise NotFound(f"model '{text}' not found") from None
+    except ReadOnlyModel as err:  # in the user's Ollama store: a 500, as Ollama answers a failed remove
+        raise Failed(str(err)) from None
     return Response(status_code=200)
 
 
