@@ -202,3 +202,11 @@ def test_create_from_an_ollama_model_keeps_its_gguf(both, ollama_root):
     assert made.details == DETAILS and made.path == base.path  # the same conversion serves both
     both.delete("brief-smol")
     assert tree_hash(ollama_root) == before and both.exists("ollama-smol:q4")
+
+
+def test_a_conversion_of_an_ollama_store_gguf_stays_while_ollama_has_it(both):
+    model = both.get("ollama-smol:q4")
+    model.path.mkdir(parents=True)
+    (model.path / "config.json").write_text("{}")
+    both.prune()
+    assert model.path.is_dir() and both.get("ollama-smol:q4").is_converted

@@ -132,3 +132,15 @@ def test_capabilities_come_from_the_go_template(store, registry, tmp_path):
                        CONFIG)
     assert collect(store, "tooly")[1] is None
     assert store.get("tooly").capabilities == ["completion", "tools"]
+
+
+def test_a_conversion_goes_with_the_last_model_on_its_gguf(store, registry):
+    collect(store, "tinyreg:q4")
+    model = store.get("tinyreg:q4")
+    model.path.mkdir(parents=True)  # as servable leaves it after the first load
+    (model.path / "config.json").write_text("{}")
+    store.copy("tinyreg:q4", "tinyreg:copy")
+    store.delete("tinyreg:q4")
+    assert model.path.is_dir()  # the copy still uses it
+    store.delete("tinyreg:copy")
+    assert not model.path.exists()
