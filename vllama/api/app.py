@@ -17,12 +17,14 @@ from ..engine.scheduler import Scheduler
 from ..models.store import ModelStore
 from ..serving.context import ServingContext
 from ..serving.errors import ServingError
+from .anthropic.routes import ROUTES as anthropic_routes
 from .errors import APIError, status_and_message
 from .gojson import GoDecodeError
 from .http import error_response
 from .metrics import ROUTES as metrics_routes
 from .ollama.models import ROUTES as model_routes
 from .ollama.routes import ROUTES as ollama_routes
+from .openai.responses import ROUTES as responses_routes
 from .openai.routes import ROUTES as openai_routes
 from .security import SecurityMiddleware
 
@@ -55,7 +57,8 @@ def build_app(store: ModelStore, scheduler: Scheduler, keep_alive: float | None 
         await scheduler.shutdown()
 
     app = Starlette(
-        routes=[*ollama_routes, *metrics_routes, *model_routes, *openai_routes],
+        routes=[*ollama_routes, *metrics_routes, *model_routes, *openai_routes, *responses_routes,
+                *anthropic_routes],
         # CORS, the DNS-rebinding Host check (when bound to loopback) and VLLAMA_API_KEY
         middleware=[Middleware(SecurityMiddleware, bind_host=bind_host)],
         exception_handlers={APIError: _failure, ServingError: _failure, GoDecodeError: _failure,
