@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -43,10 +44,24 @@ def app_in_thread(app) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+@dataclass(frozen=True)
+class Served:
+    url: str
+    pid: int
+
+
 @contextmanager
 def vllama_process(models_dir: Path, *args: str, env: dict[str, str] | None = None,
                    log_path: Path | None = None, timeout: float = 300) -> Iterator[str]:
     """`python -m vllama serve` on a free port with its own model store; yields the base URL."""
+    with vllama_server(models_dir, *args, env=env, log_path=log_path, timeout=timeout) as served:
+        yield served.url
+
+
+@contextmanager
+def vllama_server(models_dir: Path, *args: str, env: dict[str, str] | None = None,
+                  log_path: Path | None = None, timeout: float = 300) -> Iterator[Served]:
+    """As `vllama_process`, with the server's process id (for psutil)."""
     port = free_port()
     full_env = {**os.environ, "VLLAMA_HOST": f"127.0.0.1:{port}", "VLLAMA_MODELS": str(models_dir),
                 "HF_HUB_OFFLINE": "1", **(env or {})}
@@ -67,8 +82,8 @@ def vllama_process(models_dir: Path, *args: str, env: dict[str, str] | None = No
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError("vllama serve did not answer")
-            time.sleep(0.2)
-        yield url
+            time.sleep(0.05)
+        yield Served(url, proc.pid)
     finally:
         proc.terminate()
         try:
