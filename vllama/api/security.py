@@ -136,7 +136,7 @@ def _local_addresses() -> frozenset[str]:
     found: set[str] = set()
     try:
         for info in socket.getaddrinfo(socket.gethostname(), None):
-            found.add(str(ipaddress.ip_address(info[4][0].split("%")[0])))
+            found.add(str(ipaddress.ip_address(str(info[4][0]).split("%")[0])))
     except (OSError, ValueError):
         pass
     return frozenset(found)
