@@ -211,7 +211,8 @@ def test_nil_values_print_as_go_prints_them():
     ("{{ undefined_fn .X }}", 'function "undefined_fn" not defined'),
     ("{{ $nope }}", 'undefined variable "$nope"'),
     ("{{ break }}", "{{break}} outside {{range}}"),
-    ("{{ define \"x\" }}{{ end }}", "not supported"),
+    ("{{ if true }}{{ define \"x\" }}{{ end }}{{ end }}", "unexpected <define> in command"),
+    ('{{define "x"}}1{{end}}{{block "x" .}}2{{end}}', 'multiple definition of template "x"'),
     ("{{ .A | \"x\" }}", "non executable command in pipeline stage 2"),
     ("{{ \"unterminated }}", "unterminated quoted string"),
     ("{{/* open", "unclosed comment"),
@@ -221,6 +222,19 @@ def test_parse_errors(source, message):
     with pytest.raises(TemplateParseError, match=message.replace("(", "\\(").replace("|", "\\|")
                        .replace("{", "\\{").replace("}", "\\}").replace("$", "\\$")):
         GoTemplate.parse(source)
+
+
+def test_define_template_and_block():
+    assert render('{{ define "sys" }}<s>{{ . }}|{{ $ }}</s>{{ end }}{{ template "sys" .A }}', {"A": "a"}) == \
+        "<s>a|a</s>"
+    assert render('{{ block "b" .A }}[{{ . }}]{{ end }}', {"A": "a"}) == "[a]"
+    assert render('{{ template "x" }}{{ define "x" }}X{{ end }}') == "X"
+    recursive = '{{ define "r" }}{{ if . }}{{ . }}{{ template "r" (slice . 1) }}{{ end }}{{ end }}{{ template "r" "abc" }}'
+    assert render(recursive) == "abcbcc"
+    with pytest.raises(TemplateExecError, match='template "nope" not defined'):
+        render('{{ template "nope" . }}')
+    with pytest.raises(TemplateParseError, match='undefined variable "\\$v"'):
+        GoTemplate.parse('{{ $v := 1 }}{{ define "x" }}{{ $v }}{{ end }}')
 
 
 def test_parse_errors_name_the_line():

@@ -63,6 +63,14 @@ def test_response_inside_an_if_with_else_cannot_be_cut():
             TemplateValues(messages=(M("user", "x"),)))
 
 
+def test_ollama_refuses_a_template_call_without_a_pipeline():
+    from vllama.serving.gotemplate import TemplateParseError
+    with pytest.raises(TemplateParseError, match="undefined template specified"):
+        ot.parse('{{ define "x" }}X{{ end }}{{ template "x" }}')
+    source = '{{ define "turn" }}<{{ .Role }}>{{ .Content }}{{ end }}{{ range .Messages }}{{ template "turn" . }}{{ end }}'
+    assert run(source, TemplateValues(messages=CHAT[:2])) == "<user>Hello friend!<assistant>Hello human!"
+
+
 def test_fill_in_the_middle_needs_both_prompt_and_suffix():
     fim = ("{{- if .Suffix }}<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>\n"
            "{{- else }}{{ .Prompt }}\n{{- end }}")

@@ -6,9 +6,13 @@ same byte for byte: trim markers (`{{-`, `-}}`), comments, pipelines (`|`), vari
 `$x =`, `$`), parenthesised sub-pipelines with field chains, `if`/`else if`/`else`, `with`/`else
 with`, `range` (slices, maps in key order, integers; `$i, $v :=`; `else`; `break`/`continue`),
 Go's builtin functions (`and or not len index slice eq ne lt le gt ge print printf println html
-urlquery`) and the functions Ollama adds (`json`, `currentDate`, `yesterdayDate`,
-`toTypeScriptType`). `define`, `template` and `block` are refused at parse time (no Modelfile
-template in Ollama's library uses them).
+urlquery js`) and the functions Ollama adds (`json`, `currentDate`, `yesterdayDate`,
+`toTypeScriptType`), and named templates (`define`, `template`, `block`). Unsupported: the
+builtin `call` (an error when called: template data holds no functions).
+
+Fidelity: checked against Go's own text/template on generated templates (outputs and failures
+agree; error wording too, except that a field error on a value taken out of an untyped JSON
+container names its dynamic type where Go says `interface {}`).
 
 Values are Python values with Go meaning: `str`, `bool`, `int`, `float`, `None` (a nil interface),
 `list` (a slice), `dict` (a map), plus `GoStruct`, `GoList` and `GoMap` for Go values whose type
@@ -16,7 +20,7 @@ carries behaviour (struct fields, a `String()` method, a custom JSON form). A to
 answers a missing key with `NO_VALUE`, which prints `<no value>` as Go's map[string]any does.
 
 Errors: `TemplateError` (with `TemplateParseError` and `TemplateExecError`); the message reads as
-Go's does (`template: :1:5: ...`), which is what Ollama puts in its 500 answers.
+Go's does (`template: :1:5: executing "" at <.X>: ...`), which is what Ollama puts in its 500 answers.
 """
 
 from .funcs import OLLAMA_FUNC_NAMES, ollama_funcs

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .funcs import BUILTINS, LAZY, UNSUPPORTED
+from .funcs import ARITY, BUILTINS, LAZY, UNSUPPORTED
 from .nodes import (
     ActionNode, BoolNode, BranchNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode,
     FieldNode, IdentifierNode, IfNode, ListNode, NilNode, Node, NumberNode, PipeNode, RangeNode,
-    StringNode, TextNode, VariableNode, WithNode,
+    StringNode, TemplateNode, TextNode, VariableNode, WithNode, go_string,
 )
 from .values import (
     NO_VALUE, GoMap, GoStruct, TemplateExecError, go_print, map_keys, truth, type_name,
@@ -25,15 +25,24 @@ class Continue(Exception):
 
 
 class State:
-    def __init__(self, funcs: dict[str, Callable[..., Any]], data: Any):
+    def __init__(self, funcs: dict[str, Callable[..., Any]], data: Any, source: str = "",
+                 defined: dict[str, ListNode] | None = None):
         self.funcs = funcs
+        self.defined = defined or {}
         self.vars: list[tuple[str, Any]] = [("$", data)]
         self.out: list[str] = []
         self.node: Node | None = None
+        self.source = source
 
-    def error(self, msg: str) -> TemplateExecError:
-        line = self.node.line if self.node is not None else 0
-        return TemplateExecError(f"template: :{line}: executing \"\" at <{_describe(self.node)}>: {msg}")
+    def error(self, msg: str, node: Node | None = None) -> TemplateExecError:
+        """Go's exec error: where (line:column in bytes) and at which node, then what."""
+        node = node or self.node
+        pos = node.pos if node is not None else 0
+        start = self.source.rfind("\n", 0, pos) + 1
+        line = self.source.count("\n", 0, pos) + 1
+        column = len(self.source[start:pos].encode("utf-8"))
+        context = go_string(node)
+        return TemplateExecError(f'template: :{line}:{column}: executing "" at <{context}>: {msg}')
 
     def var(self, name: str) -> Any:
         for n, v in reversed(self.vars):
@@ -66,6 +75,8 @@ class State:
             self.walk_if_or_with(dot, node)
         elif isinstance(node, RangeNode):
             self.walk_range(dot, node)
+        elif isinstance(node, TemplateNode):
+            self.walk_template(dot, node)
         elif isinstance(node, BreakNode):
             raise Break()
         elif isinstance(node, ContinueNode):
@@ -81,6 +92,18 @@ class State:
             return go_print(value)
         except TemplateExecError as e:
             raise self.error(e.message) from None
+
+    def walk_template(self, dot: Any, node: TemplateNode) -> None:
+        """{{template "name" pipeline}}: the named tree with the pipeline's value as dot and $."""
+        tree = self.defined.get(node.name)
+        if tree is None:
+            raise self.error(f'template "{node.name}" not defined', node)
+        value = self.eval_pipeline(dot, node.pipe) if node.pipe is not None else NO_VALUE
+        saved, self.vars = self.vars, [("$", value)]
+        try:
+            self.walk(value, tree)
+        finally:
+            self.vars = saved
 
     def walk_if_or_with(self, dot: Any, node: BranchNode) -> None:
         mark = len(self.vars)
@@ -99,7 +122,6 @@ class State:
         try:
             assert node.pipe is not None and node.list is not None
             value = self.eval_pipeline(dot, node.pipe)
-            self.node = node
             pairs: Iterator[tuple[Any, Any]]
             if value is None or value is NO_VALUE:
                 pairs = iter(())
@@ -169,7 +191,7 @@ class State:
         if isinstance(first, ChainNode):
             return self.eval_chain(dot, first, cmd.args, final)
         if isinstance(first, IdentifierNode):
-            return self.eval_function(dot, first, cmd.args, final)
+            return self.eval_function(dot, first, cmd, cmd.args, final)
         if isinstance(first, PipeNode):
             self.not_a_function(cmd.args, final)
             return self.eval_pipeline(dot, first)
@@ -194,7 +216,7 @@ class State:
 
     def not_a_function(self, args: list[Node], final: Any) -> None:
         if len(args) > 1 or final is not _MISSING:
-            raise self.error(f"can't give argument to non-function {_describe(args[0])}")
+            raise self.error(f"can't give argument to non-function {go_string(args[0])}")
 
     def eval_chain(self, dot: Any, chain: ChainNode, args: list[Node], final: Any) -> Any:
         assert chain.node is not None
@@ -229,39 +251,53 @@ class State:
             return None if isinstance(receiver, GoMap) else NO_VALUE
         raise self.error(f"can't evaluate field {name} in type {type_name(receiver)}")
 
-    def eval_function(self, dot: Any, node: IdentifierNode, args: list[Node], final: Any) -> Any:
+    def eval_function(self, dot: Any, node: IdentifierNode, cmd: Node, args: list[Node],
+                      final: Any) -> Any:
+        """Call a function: `cmd` is the command it heads (Go's context for "error calling")."""
+        self.node = node
         name = node.name
-        arg_nodes = args[1:]
-        if name in LAZY:  # Go evaluates and/or operands only until the answer is known
-            thunks: list[Callable[[], Any]] = [lambda n=n: self.eval_arg(dot, n) for n in arg_nodes]
-            if final is not _MISSING:
-                thunks.append(lambda: final)
-            if not thunks:
-                raise self.error(f"wrong number of args for {name}: want at least 1 got 0")
-            value: Any = None
-            for thunk in thunks:
-                value = thunk()
-                if truth(value) != (name == "and"):
-                    return value
-            return value
-            return value
         fn = self.funcs.get(name) or BUILTINS.get(name)
-        if fn is None:
+        if fn is None and name not in LAZY:
             if name in UNSUPPORTED:
                 raise self.error(f"{name} is not supported by vllama's template renderer")
             raise self.error(f'"{name}" is not a defined function')
+        arg_nodes = args[1:]
+        given = len(arg_nodes) + (final is not _MISSING)
+        fixed, variadic = ARITY.get(name, (given, False))
+        if variadic and given < fixed:
+            raise self.error(f"wrong number of args for {name}: want at least {fixed} got {len(arg_nodes)}")
+        if not variadic and given != fixed:
+            raise self.error(f"wrong number of args for {name}: want {fixed} got {given}")
+        if name in LAZY:  # and/or evaluate operands only until the answer is known
+            value: Any = None
+            for n in arg_nodes:
+                value = self.eval_arg(dot, n)
+                if truth(value) == (name == "or"):
+                    return value
+            return final if final is not _MISSING else value
         values = [self.eval_arg(dot, n) for n in arg_nodes]
         if final is not _MISSING:
             values.append(final)
+        for i, (arg, value) in enumerate(zip(args[1:] + [None], values)):
+            if i < len(values) and _wants_string(name, i):
+                self._check_string(arg, value)
         # a function gets a missing value as the nil interface Go hands it
         values = [None if v is NO_VALUE else v for v in values]
-        self.node = node
+        assert fn is not None
         try:
             return fn(*values)
         except TemplateExecError as e:
-            raise self.error(f"error calling {name}: {e.message}") from None
-        except TypeError:
-            raise self.error(f"wrong number of args for {name}: got {len(values)}") from None
+            raise self.error(f"error calling {name}: {e.message}", cmd) from None
+        except (TypeError, ValueError) as e:  # a value no Go function would have been handed
+            raise self.error(f"error calling {name}: {e}", cmd) from None
+
+    def _check_string(self, arg: Node | None, value: Any) -> None:
+        """A string parameter: a literal must be a string, a value must hold one (Go's evalArg)."""
+        if isinstance(arg, (BoolNode, NumberNode, NilNode, DotNode)) and not isinstance(value, str):
+            raise self.error(f"expected string; found {go_string(arg)}", arg)
+        if not isinstance(value, str):
+            got = "interface {}" if value is None or value is NO_VALUE else type_name(value)
+            raise self.error(f"wrong type for value; expected string; got {got}", arg)
 
     def eval_arg(self, dot: Any, node: Node) -> Any:
         self.node = node
@@ -279,33 +315,17 @@ class State:
         if isinstance(node, PipeNode):
             return self.eval_pipeline(dot, node)
         if isinstance(node, IdentifierNode):
-            return self.eval_function(dot, node, [node], _MISSING)
+            return self.eval_function(dot, node, node, [node], _MISSING)
         if isinstance(node, ChainNode):
             return self.eval_chain(dot, node, [node], _MISSING)
         if isinstance(node, (BoolNode, NumberNode, StringNode)):
             return node.value
-        raise self.error(f"can't handle {_describe(node)} for arg")
+        raise self.error(f"can't handle {go_string(node)} for arg")
 
 
 _MISSING = object()  # "no value from a previous pipeline stage"
 
 
-def _describe(node: Node | None) -> str:
-    """A node as Go's error messages quote it (approximately: `.Field`, `$x.A`, `eq`)."""
-    if isinstance(node, FieldNode):
-        return "." + ".".join(node.ident)
-    if isinstance(node, VariableNode):
-        return ".".join(node.ident)
-    if isinstance(node, IdentifierNode):
-        return node.name
-    if isinstance(node, StringNode):
-        return node.quoted
-    if isinstance(node, NumberNode):
-        return node.text
-    if isinstance(node, DotNode):
-        return "."
-    if isinstance(node, PipeNode):
-        return "(" + " | ".join(" ".join(_describe(a) for a in c.args) for c in node.cmds) + ")"
-    if isinstance(node, ChainNode):
-        return _describe(node.node) + "".join("." + f for f in node.fields)
-    return type(node).__name__ if node is not None else ""
+def _wants_string(name: str, index: int) -> bool:
+    """Whether Go declares that parameter a string: printf's format, currentDate's arguments."""
+    return (name == "printf" and index == 0) or name in ("currentDate", "yesterdayDate")

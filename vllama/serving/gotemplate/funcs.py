@@ -10,7 +10,7 @@ from typing import Any
 
 from .values import (
     NO_VALUE, GoList, GoMap, GoStruct, TemplateExecError, go_format_float, go_json, go_print,
-    map_keys, truth, type_name,
+    go_quote, map_keys, truth, type_name,
 )
 
 
@@ -51,11 +51,17 @@ def _eq(arg1: Any, *rest: Any) -> bool:
 
 def _lt(a: Any, b: Any) -> bool:
     ka, kb = _basic_kind(a), _basic_kind(b)
+    if ka not in ("int", "float", "string", "bool") or kb not in ("int", "float", "string", "bool"):
+        raise TemplateExecError("invalid type for comparison")
     if ka != kb:
         raise TemplateExecError("incompatible types for comparison")
-    if ka not in ("int", "float", "string"):
+    if ka == "bool":
         raise TemplateExecError("invalid type for comparison")
     return a < b
+
+
+def _le(a: Any, b: Any) -> bool:
+    return _lt(a, b) or _eq(a, b)
 
 
 def _len(item: Any) -> int:
@@ -170,26 +176,6 @@ def _sprintf(fmt: str, *args: Any) -> str:
     return "".join(out)
 
 
-def _go_quote(s: str) -> str:
-    """strconv.Quote: printable characters kept, the rest escaped Go's way."""
-    named = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-             "\v": "\\v", "\\": "\\\\", '"': '\\"'}
-    out = ['"']
-    for ch in s:
-        if ch in named:
-            out.append(named[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
-
-
 def _hex_float(f: float, upper: bool) -> str:
     """%x of a float64: shortest hex mantissa, two-digit exponent (0x1.4p+01)."""
     if f == 0:
@@ -230,7 +216,7 @@ def _format(verb: str, spec: str, value: Any, top: bool = False) -> str:
             precision = spec.split(".")[1] if "." in spec else ""
             return _pad(value[:int(precision or 0)] if "." in spec else value, spec)
         if verb == "q":
-            return _pad(_go_quote(value), spec)
+            return _pad(go_quote(value), spec)
         if verb in "xX":
             text = value.encode("utf-8").hex()
             return _pad(text.upper() if verb == "X" else text, spec)
@@ -250,7 +236,7 @@ def _format(verb: str, spec: str, value: Any, top: bool = False) -> str:
         if verb == "c":
             return _pad(rune, spec)
         if verb == "q":
-            return _pad("'" + _go_quote(rune)[1:-1].replace('\\"', '"').replace("'", "\\'") + "'", spec)
+            return _pad("'" + go_quote(rune)[1:-1].replace('\\"', '"').replace("'", "\\'") + "'", spec)
         return _bad_verb(verb, value, spec)
     if isinstance(value, float):
         if verb == "v" or verb in "gG" and "." not in spec:
@@ -285,6 +271,25 @@ def _html(*args: Any) -> str:
             .replace(">", "&gt;").replace('"', "&#34;").replace("\0", "\ufffd"))
 
 
+_JS = {"\\": "\\\\", "'": "\\'", '"': '\\"', "<": "\\u003C", ">": "\\u003E", "&": "\\u0026",
+       "=": "\\u003D"}
+
+
+def _js(*args: Any) -> str:
+    """text/template's JSEscapeString."""
+    out = []
+    for ch in _eval_args(*args):
+        if ch in _JS:
+            out.append(_JS[ch])
+        elif ch < " ":
+            out.append(f"\\u00{ord(ch):02X}")
+        elif ord(ch) >= 0x80 and not ch.isprintable():
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _urlquery(*args: Any) -> str:
     return urllib.parse.quote_plus(_eval_args(*args), safe="")
 
@@ -308,8 +313,8 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "eq": _eq,
     "ne": lambda a, b: not _eq(a, b),
     "lt": _lt,
-    "le": lambda a, b: _lt(a, b) or _eq(a, b),
-    "gt": lambda a, b: not (_lt(a, b) or _eq(a, b)),
+    "le": _le,
+    "gt": lambda a, b: not _le(a, b),
     "ge": lambda a, b: not _lt(a, b),
     "not": lambda a: not truth(a),
     "len": _len,
@@ -319,10 +324,21 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "printf": _sprintf,
     "println": _sprintln,
     "html": _html,
+    "js": _js,
     "urlquery": _urlquery,
 }
 LAZY = {"and", "or"}
-UNSUPPORTED = {"js", "call"}
+
+# Each function's parameters as Go declares them: (fixed count, variadic), for Go's arity errors.
+ARITY: dict[str, tuple[int, bool]] = {
+    "and": (1, True), "or": (1, True), "not": (1, False), "len": (1, False), "index": (1, True),
+    "slice": (1, True), "print": (0, True), "printf": (1, True), "println": (0, True),
+    "html": (0, True), "js": (0, True), "urlquery": (0, True), "call": (1, True),
+    "eq": (1, True), "ne": (2, False), "lt": (2, False), "le": (2, False), "gt": (2, False),
+    "ge": (2, False), "json": (1, False), "currentDate": (0, True), "yesterdayDate": (0, True),
+    "toTypeScriptType": (1, False),
+}
+UNSUPPORTED = {"call"}
 
 
 def ollama_funcs(today: _dt.date | None = None) -> dict[str, Callable[..., Any]]:

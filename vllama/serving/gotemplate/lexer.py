@@ -5,12 +5,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .values import TemplateParseError
 
 
 _SPACE = " \t\r\n"
 _KEYWORDS = {"block", "break", "continue", "define", "else", "end", "if", "range", "nil",
              "template", "with"}
+
+
+class _LexError(Exception):
+    def __init__(self, msg: str, pos: int):
+        super().__init__(msg)
+        self.msg = msg
+        self.pos = pos
+
+
+def _u(ch: str) -> str:
+    """Go's %#U: U+0040 '@'."""
+    return f"U+{ord(ch):04X} '{ch}'"
 
 
 @dataclass
@@ -36,14 +47,25 @@ class Lexer:
     def line_at(self, pos: int) -> int:
         return self.text.count("\n", 0, pos) + 1
 
-    def error(self, msg: str, pos: int | None = None) -> TemplateParseError:
-        return TemplateParseError(f"template: :{self.line_at(self.pos if pos is None else pos)}: {msg}")
+    def error(self, msg: str, pos: int | None = None) -> _LexError:
+        """A lexical error at the item that starts at `pos`: Go's lexer emits it as an error item,
+        so the parser reports it only when it reaches that point (and with its own context)."""
+        return _LexError(msg, self.pos if pos is None else pos)
 
     def emit(self, typ: str, start: int, val: str | None = None) -> None:
         self.items.append(Item(typ, self.text[start:self.pos] if val is None else val, start,
                                 self.line_at(start)))
 
     def run(self) -> list[Item]:
+        try:
+            return self._run()
+        except _LexError as e:
+            line = self.line_at(e.pos)
+            self.items.append(Item("error", e.msg, e.pos, line))
+            self.items.append(Item("eof", "", len(self.text), line))
+            return self.items
+
+    def _run(self) -> list[Item]:
         text = self.text
         trim_next = False
         while True:
@@ -81,14 +103,15 @@ class Lexer:
         """Lex one action after its left delimiter; returns whether it ends with a trim marker."""
         text = self.text
         if text.startswith("/*", self.pos):
+            self.items.pop()  # the left delimiter: a comment is no action, dropped whole
+            comment = self.pos
             end = text.find("*/", self.pos + 2)
             if end < 0:
-                raise self.error("unclosed comment")
+                raise self.error("unclosed comment", comment)
             self.pos = end + 2
             delim, trim = self.at_right()
             if not delim:
-                raise self.error("comment ends before closing delimiter")
-            self.items.pop()  # the left delimiter: a comment is dropped whole
+                raise self.error("comment ends before closing delimiter", comment)
             self.pos += 4 if trim else 2
             return trim
         while True:
@@ -120,7 +143,7 @@ class Lexer:
                 self.emit("assign", start)
             elif ch == ":":
                 if not text.startswith(":=", self.pos):
-                    raise self.error("expected :=")
+                    raise self.error("expected :=", start)
                 self.pos += 2
                 self.emit("declare", start)
             elif ch == "|":
@@ -131,7 +154,7 @@ class Lexer:
             elif ch == "`":
                 end = text.find("`", self.pos + 1)
                 if end < 0:
-                    raise self.error("unterminated raw quoted string")
+                    raise self.error("unterminated raw quoted string", start)
                 self.pos = end + 1
                 self.emit("rawstring", start)
             elif ch == "'":
@@ -173,14 +196,14 @@ class Lexer:
             elif ch == ")":
                 self.pos += 1
                 self.paren_depth -= 1
-                if self.paren_depth < 0:
-                    raise self.error("unexpected right paren")
                 self.emit("rparen", start)
+                if self.paren_depth < 0:
+                    raise self.error("unexpected right paren U+0029 ')'", start)
             elif ch.isprintable() and ord(ch) < 128:
                 self.pos += 1
                 self.emit("char", start)
             else:
-                raise self.error(f"unrecognized character in action: {ch!r}")
+                raise self.error(f"unrecognized character in action: {_u(ch)}", start)
 
     def check_terminator(self) -> None:
         if self.pos >= len(self.text):
@@ -188,19 +211,19 @@ class Lexer:
         ch = self.text[self.pos]
         if ch in _SPACE or ch in ".,|:)(" or self.text.startswith("}}", self.pos):
             return
-        raise self.error(f"bad character {ch!r}")
+        raise self.error(f"bad character {_u(ch)}")
 
     def lex_quote(self) -> None:
         start = self.pos
         self.pos += 1
         while True:
             if self.pos >= len(self.text) or self.text[self.pos] == "\n":
-                raise self.error("unterminated quoted string")
+                raise self.error("unterminated quoted string", start)
             ch = self.text[self.pos]
             self.pos += 1
             if ch == "\\":
                 if self.pos >= len(self.text) or self.text[self.pos] == "\n":
-                    raise self.error("unterminated quoted string")
+                    raise self.error("unterminated quoted string", start)
                 self.pos += 1
             elif ch == '"':
                 break
@@ -211,7 +234,7 @@ class Lexer:
         self.pos += 1
         while True:
             if self.pos >= len(self.text) or self.text[self.pos] == "\n":
-                raise self.error("unterminated character constant")
+                raise self.error("unterminated character constant", start)
             ch = self.text[self.pos]
             self.pos += 1
             if ch == "\\":
@@ -249,5 +272,5 @@ class Lexer:
                 self.pos += 1
         if self.pos < len(text) and is_alnum(text[self.pos]):
             self.pos += 1
-            raise self.error(f"bad number syntax: {text[start:self.pos]!r}")
+            raise self.error(f'bad number syntax: "{text[start:self.pos]}"', start)
         self.emit("number", start)

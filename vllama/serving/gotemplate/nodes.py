@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .values import go_quote
+
 
 @dataclass
 class Node:
@@ -109,6 +111,12 @@ class RangeNode(BranchNode):
 
 
 @dataclass
+class TemplateNode(Node):
+    name: str = ""  # {{template "name" pipeline}}
+    pipe: PipeNode | None = None
+
+
+@dataclass
 class BreakNode(Node):
     pass
 
@@ -126,3 +134,54 @@ class EndNode(Node):
 @dataclass
 class ElseNode(Node):
     pass
+
+
+def go_string(node: Node | None) -> str:
+    """A node as Go's parse package writes it back (Node.String()), for error contexts."""
+    if isinstance(node, FieldNode):
+        return "." + ".".join(node.ident)
+    if isinstance(node, VariableNode):
+        return ".".join(node.ident)
+    if isinstance(node, IdentifierNode):
+        return node.name
+    if isinstance(node, DotNode):
+        return "."
+    if isinstance(node, NilNode):
+        return "nil"
+    if isinstance(node, BoolNode):
+        return "true" if node.value else "false"
+    if isinstance(node, NumberNode):
+        return node.text
+    if isinstance(node, StringNode):
+        return node.quoted
+    if isinstance(node, ChainNode):
+        inner = node.node
+        text = f"({go_string(inner)})" if isinstance(inner, PipeNode) else go_string(inner)
+        return text + "".join("." + f for f in node.fields)
+    if isinstance(node, CommandNode):
+        return " ".join(f"({go_string(a)})" if isinstance(a, PipeNode) else go_string(a)
+                        for a in node.args)
+    if isinstance(node, PipeNode):
+        decl = ", ".join(go_string(v) for v in node.decl)
+        return (decl + " := " if decl else "") + " | ".join(go_string(c) for c in node.cmds)
+    if isinstance(node, ActionNode):
+        return "{{" + go_string(node.pipe) + "}}"
+    if isinstance(node, TextNode):
+        return repr(node.text)
+    if isinstance(node, ListNode):
+        return "".join(go_string(n) for n in node.nodes)
+    if isinstance(node, BranchNode):
+        word = {IfNode: "if", RangeNode: "range", WithNode: "with"}.get(type(node), "if")
+        text = "{{" + word + " " + go_string(node.pipe) + "}}" + go_string(node.list)
+        if node.else_list is not None:
+            text += "{{else}}" + go_string(node.else_list)
+        return text + "{{end}}"
+    if isinstance(node, TemplateNode):
+        if node.pipe is None:
+            return "{{template " + go_quote(node.name) + "}}"
+        return "{{template " + go_quote(node.name) + " " + go_string(node.pipe) + "}}"
+    if isinstance(node, BreakNode):
+        return "{{break}}"
+    if isinstance(node, ContinueNode):
+        return "{{continue}}"
+    return ""

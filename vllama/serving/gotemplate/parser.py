@@ -7,9 +7,9 @@ from .lexer import Item, Lexer
 from .nodes import (
     ActionNode, BoolNode, BranchNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode,
     ElseNode, EndNode, FieldNode, IdentifierNode, IfNode, ListNode, NilNode, Node, NumberNode,
-    PipeNode, RangeNode, StringNode, TextNode, VariableNode, WithNode,
+    PipeNode, RangeNode, StringNode, TemplateNode, TextNode, VariableNode, WithNode,
 )
-from .values import TemplateParseError
+from .values import TemplateParseError, go_quote
 
 
 _OPERAND_STARTS = {"bool", "charconst", "dot", "field", "identifier", "number", "rawstring",
@@ -78,14 +78,18 @@ class Parser:
         self.lexer = Lexer(text)
         self.items = self.lexer.run()
         self.i = 0
+        self.furthest = 0  # the furthest item read: Go's parse errors give its line
+        self.action_line = 0  # the line of the action being parsed, for lexical errors inside it
         self.funcs = funcs
         self.vars = ["$"]
         self.range_depth = 0
+        self.defined: dict[str, ListNode] = {}  # {{define}} and {{block}} bodies by name
 
     # token stream
     def next(self) -> Item:
         item = self.items[self.i]
         self.i += 1
+        self.furthest = max(self.furthest, self.i - 1)
         return item
 
     def backup(self, n: int = 1) -> None:
@@ -106,14 +110,18 @@ class Parser:
         return item
 
     def error(self, msg: str, item: Item | None = None) -> TemplateParseError:
-        line = (item or self.items[max(self.i - 1, 0)]).line
+        line = (item or self.items[self.furthest]).line
         return TemplateParseError(f"template: :{line}: {msg}")
 
     def unexpected(self, item: Item, context: str) -> TemplateParseError:
-        if item.typ == "eof":
-            return self.error(f"unexpected EOF in {context}", item)
-        what = {"right": "}}", "left": "{{"}.get(item.typ, item.val)
-        return self.error(f"unexpected {_quote_item(item, what)} in {context}", item)
+        if item.typ == "error":  # a lexical error, reported where the parser met it
+            extra = ""
+            if self.action_line and self.action_line != item.line:
+                extra = f" in action started at :{self.action_line}"
+                if item.val.endswith(" action"):
+                    extra = extra[len(" in action"):]
+            return self.error(f"{item.val}{extra}", item)
+        return self.error(f"unexpected {_quote_item(item)} in {context}", item)
 
     def expect(self, typ: str, context: str) -> Item:
         item = self.next_non_space()
@@ -125,6 +133,15 @@ class Parser:
     def parse(self) -> ListNode:
         root = ListNode()
         while self.peek().typ != "eof":
+            if self.peek().typ == "left":  # {{define}} only at the top level
+                mark = self.i
+                self.next()
+                word = self.next_non_space()
+                if word.typ == "keyword" and word.val == "define":
+                    self.definition(self.template_name(self.next_non_space(), "define clause"),
+                                    "define clause", expect_right=True)
+                    continue
+                self.i = mark
             node = self.text_or_action()
             if isinstance(node, (EndNode, ElseNode)):
                 raise self.error(f"unexpected {{{{{'end' if isinstance(node, EndNode) else 'else'}}}}}")
@@ -136,7 +153,11 @@ class Parser:
         if item.typ == "text":
             return TextNode(item.pos, item.line, item.val)
         if item.typ == "left":
-            return self.action()
+            self.action_line = item.line
+            try:
+                return self.action()
+            finally:
+                self.action_line = 0
         raise self.unexpected(item, "input")
 
     def item_list(self) -> tuple[ListNode, Node]:
@@ -173,11 +194,48 @@ class Parser:
                 if self.range_depth == 0:
                     raise self.error(f"{{{{{word}}}}} outside {{{{range}}}}", item)
                 return (BreakNode if word == "break" else ContinueNode)(item.pos, item.line)
-            if word in ("define", "template", "block"):
-                raise self.error(f"{{{{{word}}}}} is not supported by vllama's template renderer", item)
+            if word == "template":
+                token = self.next_non_space()
+                name = self.template_name(token, "template clause")
+                pipe = None
+                if self.next_non_space().typ != "right":
+                    self.backup()
+                    pipe = self.pipeline("template clause", "right")
+                return TemplateNode(token.pos, token.line, name, pipe)
+            if word == "block":
+                token = self.next_non_space()
+                name = self.template_name(token, "block clause")
+                pipe = self.pipeline("block clause", "right")
+                self.definition(name, "block clause", expect_right=False)
+                return TemplateNode(token.pos, token.line, name, pipe)
+            if word == "define":
+                raise self.unexpected(item, "command")
             self.backup()  # nil: an operand
         pipe = self.pipeline("command", "right")
         return ActionNode(item.pos, item.line, pipe)
+
+    def template_name(self, token: Item, context: str) -> str:
+        if token.typ == "string":
+            return _unquote(token.val)
+        if token.typ == "rawstring":
+            return token.val[1:-1]
+        raise self.unexpected(token, context)
+
+    def definition(self, name: str, context: str, *, expect_right: bool) -> None:
+        """A named body up to its {{end}}, parsed as its own tree (fresh variables), as Go does."""
+        if expect_right:
+            self.expect("right", context)
+        saved = self.vars, self.range_depth
+        self.vars, self.range_depth = ["$"], 0
+        body, end = self.item_list()
+        self.vars, self.range_depth = saved
+        if not isinstance(end, EndNode):
+            raise self.error(f"unexpected {{{{else}}}} in {context}")
+        previous = self.defined.get(name)
+        if previous is not None and not _is_empty(previous) and not _is_empty(body):
+            raise self.error(f"template: multiple definition of template {go_quote(name)}")
+        if previous is None or _is_empty(previous):
+            self.defined[name] = body
 
     def control(self, cls: type[BranchNode], context: str) -> BranchNode:
         mark = len(self.vars)
@@ -275,16 +333,17 @@ class Parser:
         if node is None:
             return None
         if self.peek().typ == "field":
+            at = self.peek()
             fields = []
             while self.peek().typ == "field":
                 fields.append(self.next().val[1:])
             if isinstance(node, FieldNode):
-                return FieldNode(node.pos, node.line, node.ident + fields)
+                return FieldNode(at.pos, at.line, node.ident + fields)
             if isinstance(node, VariableNode):
-                return VariableNode(node.pos, node.line, node.ident + fields)
+                return VariableNode(at.pos, at.line, node.ident + fields)
             if isinstance(node, (BoolNode, StringNode, NumberNode, NilNode, DotNode)):
                 raise self.error("unexpected . after term")
-            return ChainNode(node.pos, node.line, node, fields)
+            return ChainNode(at.pos, at.line, node, fields)
         return node
 
     def term(self) -> Node | None:
@@ -333,9 +392,17 @@ class Parser:
         return None
 
 
-def _quote_item(item: Item, what: str) -> str:
-    if item.typ in ("right", "left", "rparen", "lparen", "pipe", "char", "assign", "declare"):
-        return f'"{what}"'
-    if item.typ == "space":
-        return "space"
-    return f"<{what}>"
+def _is_empty(tree: ListNode) -> bool:
+    """Go's IsEmptyTree: nothing but white space."""
+    return all(isinstance(n, TextNode) and not n.text.strip() for n in tree.nodes)
+
+
+def _quote_item(item: Item) -> str:
+    """A token as Go's item.String() writes it: EOF, <keyword>, or quoted (cut at 10 runes)."""
+    if item.typ == "eof":
+        return "EOF"
+    if item.typ in ("keyword", "dot"):
+        return f"<{item.val}>"
+    if len(item.val) > 10:
+        return go_quote(item.val[:10]) + "..."
+    return go_quote(item.val)

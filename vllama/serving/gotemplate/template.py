@@ -8,9 +8,11 @@ from typing import Any
 
 from .execute import Break, Continue, State
 from .funcs import KNOWN_FUNCS, ollama_funcs
-from .nodes import ActionNode, BranchNode, FieldNode, ListNode, Node, PipeNode, VariableNode
+from .nodes import (
+    ActionNode, BranchNode, FieldNode, ListNode, Node, PipeNode, TemplateNode, VariableNode,
+)
 from .parser import Parser
-from .values import TemplateExecError
+from .values import TemplateExecError, TemplateParseError
 
 
 def identifiers(node: Node) -> list[str]:
@@ -26,6 +28,10 @@ def identifiers(node: Node) -> list[str]:
             if lst is not None:
                 names += identifiers(lst)
         return names
+    if isinstance(node, TemplateNode):
+        if node.pipe is None:  # Ollama refuses {{template "x"}} without a pipeline
+            raise TemplateParseError("undefined template specified")
+        return identifiers(node.pipe)
     if isinstance(node, PipeNode):
         return [name for c in node.cmds for a in c.args for name in identifiers(a)]
     if isinstance(node, (FieldNode, VariableNode)):
@@ -36,23 +42,29 @@ def identifiers(node: Node) -> list[str]:
 class GoTemplate:
     """A parsed Go template. `parse` raises TemplateParseError; `execute` TemplateExecError."""
 
-    def __init__(self, source: str, root: ListNode):
+    def __init__(self, source: str, root: ListNode, defined: dict[str, ListNode] | None = None):
         self.source = source
         self.root = root
+        self.defined = defined or {}  # {{define}}/{{block}} trees by name
 
     @classmethod
     def parse(cls, source: str) -> GoTemplate:
-        return cls(source, Parser(source, KNOWN_FUNCS).parse())
+        parser = Parser(source, KNOWN_FUNCS)
+        root = parser.parse()
+        return cls(source, root, parser.defined)
 
     def vars(self) -> set[str]:
-        """The lower-cased names the template refers to (Ollama's Template.Vars)."""
-        return {name.lower() for n in self.root.nodes for name in identifiers(n)}
+        """The lower-cased names the template and its defined templates refer to (Ollama's
+        Template.Vars; TemplateParseError where Ollama's fails)."""
+        trees = [self.root, *self.defined.values()]
+        return {name.lower() for tree in trees for n in tree.nodes for name in identifiers(n)}
 
     def execute(self, data: Any, *, funcs: dict[str, Callable[..., Any]] | None = None,
                 today: _dt.date | None = None) -> str:
         """Render with `data` as dot. `funcs` replaces Ollama's function set (None: Ollama's, with
         currentDate answering `today`); Go's builtins are always there."""
-        state = State(ollama_funcs(today) if funcs is None else funcs, data)
+        state = State(ollama_funcs(today) if funcs is None else funcs, data, self.source,
+                      self.defined)
         try:
             state.walk(data, self.root)
         except (Break, Continue):  # unreachable: the parser keeps them inside range
@@ -62,4 +74,4 @@ class GoTemplate:
         return "".join(state.out)
 
     def with_nodes(self, root: ListNode) -> GoTemplate:
-        return GoTemplate(self.source, root)
+        return GoTemplate(self.source, root, self.defined)

@@ -270,3 +270,23 @@ def truth(value: Any) -> bool:
     if isinstance(value, (bool, int, float)):
         return bool(value)
     return True
+
+
+def go_quote(s: str) -> str:
+    """strconv.Quote: printable characters kept, the rest escaped Go's way."""
+    named = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+             "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+    out = ['"']
+    for ch in s:
+        if ch in named:
+            out.append(named[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    out.append('"')
+    return "".join(out)
