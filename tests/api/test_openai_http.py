@@ -188,20 +188,36 @@ def test_json_answers_match_golden(url, name, path, body):
         assert ours["choices"][0]["finish_reason"] == theirs["choices"][0]["finish_reason"]
 
 
+def newest_framing(frames: list[Any]) -> list[Any]:
+    """Ollama 0.24's chunks as the newest Ollama frames them: the role on the first chunk only,
+    and the finish chunk an empty delta (0.24 repeated the role and sent `content: ""` there)."""
+    out = []
+    for i, frame in enumerate(frames):
+        if isinstance(frame, dict) and frame["choices"]:
+            choice = frame["choices"][0]
+            delta = {} if choice["finish_reason"] else dict(choice["delta"])
+            if i > 0:
+                delta.pop("role", None)
+            frame = {**frame, "choices": [{**choice, "delta": delta}]}
+        out.append(frame)
+    return out
+
+
 @pytest.mark.parametrize("name, extra", [("22", {}), ("22b", {"stream_options": {"include_usage": True}})])
 def test_streams_match_golden(url, name, extra):
     status, ctype, recorded = golden(name)
     r = httpx.post(url + "/v1/chat/completions", json={**CHAT, "stream": True, **extra})
     assert (r.status_code, r.headers["content-type"]) == (status, ctype) == (200, "text/event-stream")
-    ours, theirs = sse_frames(r.text), sse_frames(recorded)
+    ours, theirs = sse_frames(r.text), newest_framing(sse_frames(recorded))
     # five tokens, the finish chunk, (usage,) [DONE]: the scripted engine gives as many pieces
     assert [shape(f) for f in ours] == [shape(f) for f in theirs]
     assert [f["choices"][0]["finish_reason"] if isinstance(f, dict) and f["choices"] else None for f in ours] == \
            [f["choices"][0]["finish_reason"] if isinstance(f, dict) and f["choices"] else None for f in theirs]
     chunks = [f for f in ours if isinstance(f, dict)]
     assert len({c["id"] for c in chunks}) == 1 and len({c["created"] for c in chunks}) == 1
-    assert all(c["choices"][0]["delta"]["role"] == "assistant" for c in chunks if c["choices"])
-    assert "".join(c["choices"][0]["delta"]["content"] for c in chunks if c["choices"]) == "The sky is blue."
+    # the newest Ollama names the role on the first chunk only
+    assert [c["choices"][0]["delta"].get("role") for c in chunks if c["choices"]][:2] == ["assistant", None]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]) == "The sky is blue."
 
 
 @pytest.mark.parametrize("name, path", [("23", "/v1/models"), ("23b", "/v1/models/" + SMOL)])
@@ -466,9 +482,11 @@ def test_reasoning_and_tool_calls_streamed(url, captured):
     chunks = [f for f in sse_frames(r.text) if isinstance(f, dict)]
     deltas = [c["choices"][0]["delta"] for c in chunks]
     assert deltas[0] == {"role": "assistant", "content": "", "reasoning": "Let me"}
-    # reasoning and content in one native chunk become two chunks
-    assert deltas[1] == {"role": "assistant", "content": "", "reasoning": " think."}
-    assert deltas[2] == {"role": "assistant", "content": "Hi"}
+    # reasoning and content in one native chunk become two chunks; the newest Ollama names the
+    # role on the first chunk only, and ends with an empty delta
+    assert deltas[1] == {"content": "", "reasoning": " think."}
+    assert deltas[2] == {"content": "Hi"}
+    assert deltas[4] == {}
     assert chunks[2]["choices"][0]["logprobs"] == {"content": THINK_AND_CALL[1].logprobs}
     assert deltas[3]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}
     # the call was sent earlier: the finish chunk still says tool_calls

@@ -22,6 +22,7 @@ from .errors import APIError, status_and_message
 from .gojson import GoDecodeError
 from .http import error_response
 from .metrics import ROUTES as metrics_routes
+from .ollama.cloud import ROUTES as cloud_routes
 from .ollama.models import ROUTES as model_routes
 from .ollama.routes import ROUTES as ollama_routes
 from .openai.responses import ROUTES as responses_routes
@@ -58,7 +59,7 @@ def build_app(store: ModelStore, scheduler: Scheduler, keep_alive: float | None 
 
     app = Starlette(
         routes=[*ollama_routes, *metrics_routes, *model_routes, *openai_routes, *responses_routes,
-                *anthropic_routes],
+                *anthropic_routes, *cloud_routes],
         # CORS, the DNS-rebinding Host check (when bound to loopback) and VLLAMA_API_KEY
         middleware=[Middleware(SecurityMiddleware, bind_host=bind_host)],
         exception_handlers={APIError: _failure, ServingError: _failure, GoDecodeError: _failure,

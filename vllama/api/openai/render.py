@@ -20,26 +20,29 @@ SSE_TYPE = "text/event-stream"
 log = logging.getLogger("vllama.api")
 
 
-def _chat_chunks(envelope: Envelope, event: Event, called_tools: bool) -> list[dict[str, Any]]:
-    """One event -> OpenAI chunks (thinking and content/tool calls split in two)."""
+def _chat_chunks(envelope: Envelope, event: Event, called_tools: bool, first: bool) -> list[dict[str, Any]]:
+    """One event -> OpenAI chunks (thinking and content/tool calls split in two). As the newest
+    Ollama frames them, only the stream's first chunk names the role, and the end is a chunk of its
+    own: an empty delta with the finish_reason (Ollama 0.24 repeated the role on every chunk and
+    ended on a content chunk)."""
+    role = {"role": "assistant"} if first else {}
     if isinstance(event, Done):
-        content, thinking, calls, logprobs = "", "", [], []
-        finish = finish_reason(event.reason, called_tools)
-    else:
-        content, thinking, logprobs = event.content, event.thinking, event.logprobs
-        calls, finish = tool_calls_out(event.tool_calls), None
+        choice = {"index": 0, "delta": role, "finish_reason": finish_reason(event.reason, called_tools)}
+        return [envelope([choice])]
+    content, thinking, logprobs = event.content, event.thinking, event.logprobs
+    calls = tool_calls_out(event.tool_calls)
     extra = {"logprobs": {"content": logprobs}} if logprobs else {}
     out = []
-    if thinking and (content or calls or finish):
-        out.append(envelope([{"index": 0, "delta": {"role": "assistant", "content": "", "reasoning": thinking},
+    if thinking and (content or calls):
+        out.append(envelope([{"index": 0, "delta": {**role, "content": "", "reasoning": thinking},
                               "finish_reason": None}]))
-        thinking = ""
-    delta: dict[str, Any] = {"role": "assistant", "content": content}
+        thinking, role = "", {}
+    delta: dict[str, Any] = {**role, "content": content}
     if thinking:
         delta["reasoning"] = thinking
     if calls:
         delta["tool_calls"] = calls
-    out.append(envelope([{"index": 0, "delta": delta, "finish_reason": finish, **extra}]))
+    out.append(envelope([{"index": 0, "delta": delta, "finish_reason": None, **extra}]))
     return out
 
 
@@ -62,6 +65,7 @@ def _sse(obj: Any) -> bytes:
 async def _frames(envelope: Envelope, first: Event | None, rest: AsyncIterator[Event],
                   include_usage: bool) -> AsyncIterator[bytes]:
     called_tools = False
+    role_due = True  # no chunk sent yet: the next one names the role
 
     async def events() -> AsyncIterator[Event]:
         if first is not None:
@@ -72,8 +76,9 @@ async def _frames(envelope: Envelope, first: Event | None, rest: AsyncIterator[E
     try:
         async for event in events():
             if envelope.is_chat:
-                for chunk in _chat_chunks(envelope, event, called_tools):
+                for chunk in _chat_chunks(envelope, event, called_tools, role_due):
                     called_tools = called_tools or bool(chunk["choices"][0]["delta"].get("tool_calls"))
+                    role_due = False
                     yield _sse(chunk)
             else:
                 yield _sse(_completion_chunk(envelope, event, include_usage))
