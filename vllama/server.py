@@ -12,8 +12,8 @@ from .engine.args import COMMON_ARGS, EngineSettings
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from .engine.base import Engine, ModelRecord
-    from .models.store import ModelStore
+    from .engine.base import Engine
+    from .models.store import LocalModel, ModelStore
 
 log = logging.getLogger("vllama")
 
@@ -48,7 +48,7 @@ def build(settings: EngineSettings, store: ModelStore | None = None, bind_host: 
 
     store = store or ModelStore()
 
-    def start_runner(model: ModelRecord) -> Engine:
+    def start_runner(model: LocalModel) -> Engine:
         model = store.servable(model)  # a GGUF-born model is dequantised here, once, on its first load
         if "embedding" in model.capabilities:
             from .engine.embedder import VllmEmbedder, embedder_kwargs

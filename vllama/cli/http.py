@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,7 @@ class Client:
         except ValueError:
             raise CLIError(f"the server sent something that is not JSON for {path}") from None
 
-    def stream(self, path: str, body: Any) -> Iterator[dict[str, Any]]:
+    def stream(self, path: str, body: Any) -> Generator[dict[str, Any], None, None]:
         """POST and yield NDJSON objects; an `{"error"}` line raises. Closing the iterator closes
         the connection, which is how the server learns that an answer is no longer wanted."""
         try:

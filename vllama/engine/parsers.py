@@ -50,7 +50,8 @@ def extract_tool_calls(parser_name: str, tokenizer: Any, text: str,
 
     try:
         parser = ToolParserManager.get_tool_parser(parser_name)(tokenizer)
-        request = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": ""}], tools=tools)
+        request = ChatCompletionRequest.model_validate(
+            {"model": "m", "messages": [{"role": "user", "content": ""}], "tools": tools})
         info = parser.extract_tool_calls(text, request)
     except Exception:  # a parser that rejects the output leaves it as plain content
         log.warning("tool parser %s failed", parser_name, exc_info=True)

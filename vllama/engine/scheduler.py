@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..config import FOREVER
-from .base import EngineError, Runner
+from .base import Engine, EngineError
 
 log = logging.getLogger("vllama.scheduler")
 
@@ -26,7 +26,7 @@ FOREVER_UNTIL = datetime(2318, 1, 1, tzinfo=timezone.utc)
 class Loaded:
     key: str
     model: Any  # the store's LocalModel
-    runner: Runner
+    runner: Engine
     keep_alive: float
     active: int = 0
     last_used: float = field(default_factory=time.monotonic)
@@ -51,9 +51,9 @@ BUSY_MESSAGE = "server busy, please try again.  maximum pending requests exceede
 
 
 class Scheduler:
-    def __init__(self, start_runner: Callable[[Any], Runner], max_loaded: int = 3, check_every: float = 1.0,
+    def __init__(self, start_runner: Callable[[Any], Engine], max_loaded: int = 3, check_every: float = 1.0,
                  max_queue: int = 512):
-        self._start_runner = start_runner  # blocking: LocalModel -> Runner
+        self._start_runner = start_runner  # blocking: LocalModel -> Engine
         self.max_loaded = max(1, max_loaded)
         # Ollama's bound on waiting requests. vLLM admits everything into its own queue, so the bound
         # here is on requests in flight (loading, queued in the engine, or generating).
@@ -97,7 +97,7 @@ class Scheduler:
     async def _acquire(self, key: str, model: Any, keep_alive: float) -> Loaded:
         async with self._locks.setdefault(key, asyncio.Lock()):
             entry = self._loaded.get(key)
-            if entry is not None and not getattr(entry.runner, "alive", True):
+            if entry is not None and not entry.runner.alive:
                 log.warning("engine for %s died; reloading", key)
                 await self._unload(entry)
                 entry = None
@@ -117,7 +117,7 @@ class Scheduler:
             entry.last_used = time.monotonic()
             return entry
 
-    async def _start(self, model: Any) -> Runner:
+    async def _start(self, model: Any) -> Engine:
         """A new engine, started in a worker thread. If the caller goes away meanwhile (a client that
         hangs up mid-load), the thread still brings the engine up: it is then stopped, not left
         running for the garbage collector to find."""
@@ -131,7 +131,7 @@ class Scheduler:
             raise
 
     @staticmethod
-    async def _stop_when_up(load: asyncio.Future[Runner]) -> None:
+    async def _stop_when_up(load: asyncio.Future[Engine]) -> None:
         try:
             runner = await load
         except Exception:  # it never came up: nothing to stop
