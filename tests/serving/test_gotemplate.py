@@ -7,8 +7,16 @@ import datetime as dt
 import pytest
 
 from vllama.serving.gotemplate import (
-    NO_VALUE, GoList, GoMap, GoStruct, GoTemplate, TemplateExecError, TemplateParseError,
-    go_format_float, go_json, go_print,
+    NO_VALUE,
+    GoList,
+    GoMap,
+    GoStruct,
+    GoTemplate,
+    TemplateExecError,
+    TemplateParseError,
+    go_format_float,
+    go_json,
+    go_print,
 )
 
 
@@ -229,7 +237,8 @@ def test_define_template_and_block():
         "<s>a|a</s>"
     assert render('{{ block "b" .A }}[{{ . }}]{{ end }}', {"A": "a"}) == "[a]"
     assert render('{{ template "x" }}{{ define "x" }}X{{ end }}') == "X"
-    recursive = '{{ define "r" }}{{ if . }}{{ . }}{{ template "r" (slice . 1) }}{{ end }}{{ end }}{{ template "r" "abc" }}'
+    recursive = ('{{ define "r" }}{{ if . }}{{ . }}{{ template "r" (slice . 1) }}{{ end }}{{ end }}'
+                 '{{ template "r" "abc" }}')
     assert render(recursive) == "abcbcc"
     with pytest.raises(TemplateExecError, match='template "nope" not defined'):
         render('{{ template "nope" . }}')

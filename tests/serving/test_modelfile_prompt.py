@@ -15,9 +15,23 @@ from pathlib import Path
 import pytest
 
 from vllama.serving.modelfile_prompt import (
-    ChatInput, ChatTemplatePrompt, ContextFit, GenerateInput, InsertPrompt, ModelfileLayers,
-    PromptMessage, RenderedPrompt, TemplateError, chat_messages, generate_messages, is_go_template,
-    modelfile_layers, plan_chat, plan_generate, strips_prior_thinking, template_capabilities,
+    ChatInput,
+    ChatTemplatePrompt,
+    ContextFit,
+    GenerateInput,
+    InsertPrompt,
+    ModelfileLayers,
+    PromptMessage,
+    RenderedPrompt,
+    TemplateError,
+    chat_messages,
+    generate_messages,
+    is_go_template,
+    modelfile_layers,
+    plan_chat,
+    plan_generate,
+    strips_prior_thinking,
+    template_capabilities,
 )
 from vllama.serving.ollama_template import PromptToolCall, message_from_wire
 

@@ -67,7 +67,8 @@ def test_ollama_refuses_a_template_call_without_a_pipeline():
     from vllama.serving.gotemplate import TemplateParseError
     with pytest.raises(TemplateParseError, match="undefined template specified"):
         ot.parse('{{ define "x" }}X{{ end }}{{ template "x" }}')
-    source = '{{ define "turn" }}<{{ .Role }}>{{ .Content }}{{ end }}{{ range .Messages }}{{ template "turn" . }}{{ end }}'
+    source = ('{{ define "turn" }}<{{ .Role }}>{{ .Content }}{{ end }}'
+              '{{ range .Messages }}{{ template "turn" . }}{{ end }}')
     assert run(source, TemplateValues(messages=CHAT[:2])) == "<user>Hello friend!<assistant>Hello human!"
 
 

@@ -25,8 +25,20 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .gotemplate import (
-    ActionNode, BranchNode, CommandNode, FieldNode, GoList, GoMap, GoStruct, GoTemplate, ListNode,
-    Node, PipeNode, TemplateExecError, go_json, go_print,
+    ActionNode,
+    BranchNode,
+    CommandNode,
+    FieldNode,
+    GoList,
+    GoMap,
+    GoStruct,
+    GoTemplate,
+    ListNode,
+    Node,
+    PipeNode,
+    TemplateExecError,
+    go_json,
+    go_print,
 )
 
 
@@ -56,7 +68,7 @@ class PromptMessage:
 def message_from_wire(item: dict[str, Any]) -> PromptMessage:
     """An Ollama wire message (`/api/chat` messages, a MESSAGE layer's entries) as a PromptMessage."""
     calls = []
-    for i, call in enumerate(item.get("tool_calls") or []):
+    for call in item.get("tool_calls") or []:
         function = call.get("function") or {}
         calls.append(PromptToolCall(name=str(function.get("name") or ""),
                                     arguments=_arguments(function.get("arguments")),
@@ -199,21 +211,21 @@ def cut_after_response(root: ListNode) -> ListNode:
         if isinstance(node, ListNode):
             node.nodes = [n for n in (walk(c) for c in node.nodes) if n is not None]
         elif isinstance(node, BranchNode):
-            assert node.list is not None
-            node.list = walk(node.list)  # type: ignore[assignment]
+            kept = walk(node.list) if node.list is not None else None
+            assert isinstance(kept, ListNode)  # the cut cannot start between a branch and its body
+            node.list = kept
             if node.else_list is not None:
                 else_list = walk(node.else_list)
-                if else_list is None:  # Go panics on this nil list; the request fails
+                if not isinstance(else_list, ListNode):  # Go panics on this nil list
                     raise TemplateExecError(
                         "template: .Response inside a branch that has an else: Ollama cannot cut "
                         "this legacy template")
-                node.else_list = else_list  # type: ignore[assignment]
+                node.else_list = else_list
         elif isinstance(node, ActionNode):
-            assert node.pipe is not None
-            pipe = walk(node.pipe)
-            if pipe is None:
+            pipe = walk(node.pipe) if node.pipe is not None else None
+            if not isinstance(pipe, PipeNode):
                 return None
-            node.pipe = pipe  # type: ignore[assignment]
+            node.pipe = pipe
         elif isinstance(node, PipeNode):
             commands = []
             for command in node.cmds:

@@ -25,13 +25,31 @@ Go's does (`template: :1:5: executing "" at <.X>: ...`), which is what Ollama pu
 
 from .funcs import OLLAMA_FUNC_NAMES, ollama_funcs
 from .nodes import (
-    ActionNode, BranchNode, CommandNode, FieldNode, IfNode, ListNode, Node, PipeNode, RangeNode,
-    VariableNode, WithNode,
+    ActionNode,
+    BranchNode,
+    CommandNode,
+    FieldNode,
+    IfNode,
+    ListNode,
+    Node,
+    PipeNode,
+    RangeNode,
+    VariableNode,
+    WithNode,
 )
 from .template import GoTemplate, identifiers
 from .values import (
-    NO_VALUE, GoList, GoMap, GoStruct, TemplateError, TemplateExecError, TemplateParseError,
-    go_format_float, go_json, go_print, truth,
+    NO_VALUE,
+    GoList,
+    GoMap,
+    GoStruct,
+    TemplateError,
+    TemplateExecError,
+    TemplateParseError,
+    go_format_float,
+    go_json,
+    go_print,
+    truth,
 )
 
 __all__ = [

@@ -7,12 +7,39 @@ from typing import Any
 
 from .funcs import ARITY, BUILTINS, LAZY, UNSUPPORTED
 from .nodes import (
-    ActionNode, BoolNode, BranchNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode,
-    FieldNode, IdentifierNode, IfNode, ListNode, NilNode, Node, NumberNode, PipeNode, RangeNode,
-    StringNode, TemplateNode, TextNode, VariableNode, WithNode, go_string,
+    ActionNode,
+    BoolNode,
+    BranchNode,
+    BreakNode,
+    ChainNode,
+    CommandNode,
+    ContinueNode,
+    DotNode,
+    FieldNode,
+    IdentifierNode,
+    IfNode,
+    ListNode,
+    NilNode,
+    Node,
+    NumberNode,
+    PipeNode,
+    RangeNode,
+    StringNode,
+    TemplateNode,
+    TextNode,
+    VariableNode,
+    WithNode,
+    go_string,
 )
 from .values import (
-    NO_VALUE, GoMap, GoStruct, TemplateExecError, go_print, map_keys, truth, type_name,
+    NO_VALUE,
+    GoMap,
+    GoStruct,
+    TemplateExecError,
+    go_print,
+    map_keys,
+    truth,
+    type_name,
 )
 
 

@@ -9,8 +9,18 @@ from collections.abc import Callable
 from typing import Any
 
 from .values import (
-    NO_VALUE, GoList, GoMap, GoStruct, TemplateExecError, go_format_float, go_json, go_print,
-    go_quote, map_keys, truth, type_name,
+    NO_VALUE,
+    GoList,
+    GoMap,
+    GoStruct,
+    TemplateExecError,
+    go_format_float,
+    go_json,
+    go_print,
+    go_quote,
+    map_keys,
+    truth,
+    type_name,
 )
 
 
@@ -106,6 +116,7 @@ def _slice(item: Any, *indexes: Any) -> Any:
         raise TemplateExecError("slice of untyped nil")
     if len(indexes) > 3:
         raise TemplateExecError(f"too many slice indexes: {len(indexes)}")
+    data: bytes | list[Any] | tuple[Any, ...]
     if isinstance(item, str):
         if len(indexes) == 3:
             raise TemplateExecError("cannot 3-index slice a string")
@@ -124,7 +135,7 @@ def _slice(item: Any, *indexes: Any) -> Any:
     if bounds[0] > bounds[1]:
         raise TemplateExecError(f"invalid slice index: {bounds[0]} > {bounds[1]}")
     part = data[bounds[0]:bounds[1]]
-    if isinstance(item, str):
+    if isinstance(part, bytes):
         return part.decode("utf-8", errors="replace")
     return GoList(part) if isinstance(item, GoList) else list(part)
 
@@ -201,7 +212,7 @@ def _format(verb: str, spec: str, value: Any, top: bool = False) -> str:
         return "<nil>" if verb == "v" or not top else f"%!{verb}(<nil>)"
     stringer = isinstance(value, (GoStruct, GoList, GoMap)) and value.string is not None
     if stringer and verb in "svqxX":
-        return _format(verb, spec, value.string(value))  # type: ignore[union-attr, arg-type]
+        return _format(verb, spec, value.string(value))
     if isinstance(value, GoStruct):
         return "{" + " ".join(_format(verb, spec, v) for v in value.fields.values()) + "}"
     if isinstance(value, (list, tuple)):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-
 _SPACE = " \t\r\n"
 _KEYWORDS = {"block", "break", "continue", "define", "else", "end", "if", "range", "nil",
              "template", "with"}

@@ -5,12 +5,32 @@ from __future__ import annotations
 
 from .lexer import Item, Lexer
 from .nodes import (
-    ActionNode, BoolNode, BranchNode, BreakNode, ChainNode, CommandNode, ContinueNode, DotNode,
-    ElseNode, EndNode, FieldNode, IdentifierNode, IfNode, ListNode, NilNode, Node, NumberNode,
-    PipeNode, RangeNode, StringNode, TemplateNode, TextNode, VariableNode, WithNode,
+    ActionNode,
+    BoolNode,
+    BranchNode,
+    BreakNode,
+    ChainNode,
+    CommandNode,
+    ContinueNode,
+    DotNode,
+    ElseNode,
+    EndNode,
+    FieldNode,
+    IdentifierNode,
+    IfNode,
+    ListNode,
+    NilNode,
+    Node,
+    NumberNode,
+    PipeNode,
+    RangeNode,
+    StringNode,
+    TemplateNode,
+    TextNode,
+    VariableNode,
+    WithNode,
 )
 from .values import TemplateParseError, go_quote
-
 
 _OPERAND_STARTS = {"bool", "charconst", "dot", "field", "identifier", "number", "rawstring",
                    "string", "variable", "lparen"}

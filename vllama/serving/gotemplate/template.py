@@ -9,7 +9,14 @@ from typing import Any
 from .execute import Break, Continue, State
 from .funcs import KNOWN_FUNCS, ollama_funcs
 from .nodes import (
-    ActionNode, BranchNode, FieldNode, ListNode, Node, PipeNode, TemplateNode, VariableNode,
+    ActionNode,
+    BranchNode,
+    FieldNode,
+    ListNode,
+    Node,
+    PipeNode,
+    TemplateNode,
+    VariableNode,
 )
 from .parser import Parser
 from .values import TemplateExecError, TemplateParseError
