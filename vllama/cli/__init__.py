@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a model: answer a prompt, or chat")
     p.add_argument("model", metavar="MODEL")
-    p.add_argument("prompt", metavar="PROMPT", nargs="*", default=[], help="ask this and exit (stdin is read when piped)")
+    p.add_argument("prompt", metavar="PROMPT", nargs="*", default=[],
+                   help="ask this and exit (stdin is read when piped)")
     p.add_argument("--format", choices=["json"], help="response format")
     p.add_argument("--keepalive", metavar="DURATION", help='how long the model stays loaded ("5m", "1h", "-1m")')
     p.add_argument("--verbose", action="store_true", help="print timings and token rates after each answer")
