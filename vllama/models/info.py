@@ -240,19 +240,26 @@ _facts_lock = threading.Lock()
 
 
 def facts(model: LocalModel) -> Facts:
-    """The model's facts, cached by manifest digest: a digest names the files and the settings."""
+    """The model's facts, cached by manifest digest: a digest names the files and the settings.
+    Only a snapshot folder (files listed in the manifest) is immutable; anything else is read again."""
+    if not model.files:
+        return _read_facts(model)
     with _facts_lock:
         found = _facts.get(model.digest)
         if found is not None:
             _facts.move_to_end(model.digest)
             return found
-    found = Facts(_chat_template(model), tuple(_capabilities(model)), _default_parameters(model),
-                  _license_text(model))
+    found = _read_facts(model)
     with _facts_lock:
         _facts[model.digest] = found
         while len(_facts) > _CACHE_SIZE:
             _facts.popitem(last=False)
     return found
+
+
+def _read_facts(model: LocalModel) -> Facts:
+    return Facts(_chat_template(model), tuple(_capabilities(model)), _default_parameters(model),
+                 _license_text(model))
 
 
 def chat_template(model: LocalModel) -> str:
