@@ -20,7 +20,17 @@ caller to render with the model's Hugging Face chat template. Nothing here does 
 errors raise `TemplateError` (Ollama answers them with a 500 and Go's message).
 
 Entry points: `plan_generate(layers, GenerateInput)` and `plan_chat(layers, ChatInput)`, each
-returning a `PromptPlan`: `RenderedPrompt | ChatTemplatePrompt | InsertPrompt`.
+returning a `PromptPlan`: `RenderedPrompt | ChatTemplatePrompt | InsertPrompt`. For example:
+
+    layers = modelfile_layers(model.template, model.system, model.messages,
+                              family=model.details.get("family", ""), name=model.name)
+    plan = plan_chat(layers, ChatInput(messages=tuple(message_from_wire(m) for m in req.messages),
+                                       tools=tuple(req.tools) or None, think=req.think),
+                     fit=ContextFit(lambda text: len(runner.tokenize(text)), num_ctx))
+    match plan:
+        case RenderedPrompt(text=text): ...          # tokenize `text` as it is
+        case ChatTemplatePrompt(messages=m): ...     # render [message_to_wire(x) for x in m]
+        case InsertPrompt(prompt=p, suffix=s): ...   # FIM from the tokenizer, or Ollama's 400
 """
 
 from __future__ import annotations
@@ -33,14 +43,20 @@ from typing import Any
 
 from . import ollama_template
 from .gotemplate import GoTemplate, TemplateError
-from .ollama_template import PromptMessage, TemplateValues
+from .ollama_template import (
+    PromptMessage,
+    PromptToolCall,
+    TemplateValues,
+    message_from_wire,
+    message_to_wire,
+)
 
 __all__ = [
     "ChatInput", "ChatTemplatePrompt", "ContextFit", "GenerateInput", "InsertPrompt",
-    "ModelfileLayers", "PromptMessage", "PromptPlan", "RenderedPrompt", "TemplateError",
-    "chat_messages", "generate_messages", "is_go_template", "modelfile_layers", "plan_chat",
-    "plan_generate",
-    "parse_template", "render_conversation", "strips_prior_thinking", "template_capabilities",
+    "ModelfileLayers", "PromptMessage", "PromptPlan", "PromptToolCall", "RenderedPrompt",
+    "TemplateError", "chat_messages", "generate_messages", "is_go_template", "message_from_wire",
+    "message_to_wire", "modelfile_layers", "parse_template", "plan_chat", "plan_generate",
+    "render_conversation", "strips_prior_thinking", "template_capabilities",
 ]
 
 
