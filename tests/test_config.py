@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from vllama.config import FOREVER, keep_alive_seconds, parse_go_duration, parse_host
+from vllama.config import FOREVER, env, is_loopback, keep_alive_seconds, parse_go_duration, parse_host
 
 
 @pytest.mark.parametrize("value,expected", [
@@ -51,3 +51,18 @@ def test_keep_alive():
     assert keep_alive_seconds("0", 300) == 0
     with pytest.raises(ValueError):
         keep_alive_seconds([1], 300)
+
+
+@pytest.mark.parametrize("host,loopback", [
+    ("127.0.0.1", True), ("127.1.2.3", True), ("::1", True), ("[::1]", True), ("localhost", True),
+    ("LocalHost", True), ("0.0.0.0", False), ("192.168.1.5", False), ("example.com", False), ("", False),
+    (None, False),
+])
+def test_is_loopback(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def test_env_strips_spaces_and_quotes_as_ollama_does(monkeypatch):
+    monkeypatch.setenv("VLLAMA_TEST_VALUE", ' "5m" ')
+    assert env("VLLAMA_TEST_VALUE") == "5m"
+    assert env("VLLAMA_TEST_UNSET") == ""
