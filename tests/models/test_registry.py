@@ -144,3 +144,15 @@ def test_a_conversion_goes_with_the_last_model_on_its_gguf(store, registry):
     assert model.path.is_dir()  # the copy still uses it
     store.delete("tinyreg:copy")
     assert not model.path.exists()
+
+
+def test_a_name_on_another_host_pulls_from_that_registry(store, registry, monkeypatch):
+    monkeypatch.delenv(REGISTRY_ENV)
+    host = registry.url.removeprefix("http://")
+    name = f"{host}/library/tinyreg:q4"
+
+    async def go():
+        return [event async for event in pull(store, name, insecure=True)]  # plain HTTP, as Ollama's --insecure
+
+    assert asyncio.run(go())[-1] == {"status": "success"}
+    assert store.get(name).name == name and store.get(name).details["format"] == "gguf"

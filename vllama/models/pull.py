@@ -347,10 +347,12 @@ async def _watch(run: asyncio.Future, path: Path,
 
 
 async def pull(store: ModelStore, name: str | ModelName, *, endpoint: str | None = None,
-               token: str | None = None) -> AsyncIterator[dict[str, Any]]:
+               token: str | None = None, insecure: bool = False) -> AsyncIterator[dict[str, Any]]:
     """Pull `name` into `store`, yielding Ollama progress objects; failures raise PullError.
 
-    `endpoint` and `token` default to HF_ENDPOINT and HF_TOKEN (or a saved Hugging Face login)."""
+    Sources by name: the catalogue's tags and `hf.co/...` or `Org/Repo` names come from the Hugging
+    Face Hub, every other name from Ollama's registry (or the registry its host names; `insecure`:
+    over plain HTTP). `endpoint` and `token` default to HF_ENDPOINT and HF_TOKEN (or a saved login)."""
     parsed = name if isinstance(name, ModelName) else ModelName.parse(name)
     yield _progress("pulling manifest")
     source = resolve(parsed)
@@ -358,7 +360,7 @@ async def pull(store: ModelStore, name: str | ModelName, *, endpoint: str | None
         from .registry import pull_from_registry
 
         async with _model_lock(store, parsed):
-            async for event in pull_from_registry(store, parsed):
+            async for event in pull_from_registry(store, parsed, insecure=insecure):
                 yield event
         return
     repo, revision = source
