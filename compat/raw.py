@@ -307,6 +307,14 @@ GOLDEN_RULES: dict[str, dict[str, Any]] = {
     # model_info holds the model's own metadata keys; these three are what clients read
     "05": {"rules": Rules(opaque=frozenset({"$.model_info"}),
                           required={"$.model_info": ("general.architecture", "general.parameter_count")})},
+    # Recorded from Ollama 0.24; the newest Ollama adds capabilities and the context and embedding
+    # lengths to every /api/tags entry
+    "04": {"rules": Rules(newer=frozenset({".models[].capabilities", ".models[].details.context_length",
+                                           ".models[].details.embedding_length"}))},
+    # The newest Ollama names the role on a stream's first chunk only, and ends it with a chunk of
+    # its own: an empty delta and the finish_reason (0.24 repeated the role and sent content "")
+    "22": {"rules": Rules(newer=frozenset({".choices[].delta.role", "line[-1].choices[].delta.content"}))},
+    "22b": {"rules": Rules(newer=frozenset({".choices[].delta.role"}))},
     # the unload, and /api/ps after it: after every client
     "32": {"final": True},
     "33": {"final": True},

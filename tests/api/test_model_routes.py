@@ -21,7 +21,9 @@ JSON = "application/json; charset=utf-8"
 NDJSON = "application/x-ndjson"
 NOT_FOUND = "pull model manifest: file does not exist"
 # Recorded from Ollama 0.24 (reference/ollama-golden 04, 05).
-TAGS_KEYS = ["name", "model", "modified_at", "size", "digest", "details"]
+# The newest Ollama adds `capabilities` to each /api/tags entry (and context_length and
+# embedding_length to its details).
+TAGS_KEYS = ["name", "model", "modified_at", "size", "digest", "details", "capabilities"]
 SHOW_KEYS = ["modelfile", "parameters", "template", "details", "model_info", "tensors", "capabilities", "modified_at"]
 
 
@@ -162,6 +164,9 @@ def test_tags_and_show_shapes(url, store, tmp_path):
     store.create_from_folder("tiny", write_tiny_model(tmp_path / "t"))
     entry = httpx.get(url + "/api/tags").json()["models"][0]
     assert list(entry) == TAGS_KEYS and entry["name"] == entry["model"] == "tiny:latest"
+    assert entry["capabilities"] == ["completion"]
+    assert entry["details"]["context_length"] > 0 and entry["details"]["embedding_length"] > 0
+    assert list(entry["details"])[-2:] == ["context_length", "embedding_length"]
     assert re.fullmatch(r"[0-9a-f]{64}", entry["digest"])
     r = httpx.post(url + "/api/show", json={"model": "TINY"})
     assert r.status_code == 200 and r.headers["content-type"] == JSON

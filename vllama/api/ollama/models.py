@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ...engine.options import OptionError, parse_options
+from ...models import info
 from ...models.names import InvalidName, ModelName
 from ...models.pull import PullError, pull
 from ...models.store import DigestMismatch, ModelNotFound, ModelStore, ReadOnlyModel, parse_digest, safe_relpath
@@ -91,9 +92,31 @@ async def pull_model(request: Request) -> Response:
     return await _answer(request, pull(_store(request), name), stream)
 
 
+def _tags_entry(model: Any) -> dict[str, Any]:
+    """An /api/tags entry with what Ollama added to it since 0.24: `details.context_length` and
+    `details.embedding_length` (left out when unknown) and `capabilities`."""
+    entry = show.tags_entry(model)
+    text = info.text_config(model.config)
+
+    def first(*keys: str) -> int:
+        return next((v for k in keys if isinstance(v := text.get(k), int) and not isinstance(v, bool)), 0)
+
+    lengths = {"context_length": first("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"),
+               "embedding_length": first("hidden_size", "n_embd", "d_model")}
+    entry["details"] = {**entry["details"], **{k: v for k, v in lengths.items() if v}}
+    if model.capabilities:
+        entry["capabilities"] = list(model.capabilities)
+    return entry
+
+
+def _tags(models: list[Any]) -> list[dict[str, Any]]:
+    return [_tags_entry(m) for m in models]  # capabilities read files: in the same thread as list
+
+
 async def list_models(request: Request) -> Response:
-    models = await asyncio.to_thread(_store(request).list)
-    return json_response({"models": [show.tags_entry(m) for m in models]})
+    store = _store(request)
+    entries = await asyncio.to_thread(lambda: _tags(store.list()))
+    return json_response({"models": entries})
 
 
 async def show_model(request: Request) -> Response:
