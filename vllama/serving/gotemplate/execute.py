@@ -33,6 +33,7 @@ from .nodes import (
 )
 from .values import (
     NO_VALUE,
+    go_quote,
     GoMap,
     GoStruct,
     TemplateExecError,
@@ -56,6 +57,7 @@ class State:
                  defined: dict[str, ListNode] | None = None):
         self.funcs = funcs
         self.defined = defined or {}
+        self.name = ""  # the template being executed: "" or a {{define}}d one
         self.vars: list[tuple[str, Any]] = [("$", data)]
         self.out: list[str] = []
         self.node: Node | None = None
@@ -69,7 +71,8 @@ class State:
         line = self.source.count("\n", 0, pos) + 1
         column = len(self.source[start:pos].encode("utf-8"))
         context = go_string(node)
-        return TemplateExecError(f'template: :{line}:{column}: executing "" at <{context}>: {msg}')
+        return TemplateExecError(
+            f'template: :{line}:{column}: executing {go_quote(self.name)} at <{context}>: {msg}')
 
     def var(self, name: str) -> Any:
         for n, v in reversed(self.vars):
@@ -126,11 +129,12 @@ class State:
         if tree is None:
             raise self.error(f'template "{node.name}" not defined', node)
         value = self.eval_pipeline(dot, node.pipe) if node.pipe is not None else NO_VALUE
-        saved, self.vars = self.vars, [("$", value)]
+        saved = self.vars, self.name
+        self.vars, self.name = [("$", value)], node.name
         try:
             self.walk(value, tree)
         finally:
-            self.vars = saved
+            self.vars, self.name = saved
 
     def walk_if_or_with(self, dot: Any, node: BranchNode) -> None:
         mark = len(self.vars)

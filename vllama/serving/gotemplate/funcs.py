@@ -104,8 +104,8 @@ def _index(item: Any, *indexes: Any) -> Any:
             if not isinstance(index, str):
                 raise TemplateExecError(f"value has type {type_name(index)}; should be string")
             item = item.get(index, NO_VALUE if not isinstance(item, GoMap) else None)
-        elif item is None or item is NO_VALUE:
-            raise TemplateExecError("index of untyped nil")
+        elif item is None or item is NO_VALUE:  # a nil element met on the way
+            raise TemplateExecError("index of nil pointer")
         else:
             raise TemplateExecError(f"can't index item of type {type_name(item)}")
     return item
