@@ -150,11 +150,14 @@ def test_api_tags_and_show(served):
     tags = {m["name"]: m for m in httpx.get(f"{url}/api/tags").json()["models"]}
     digest, size = _expected(ollama, "ollama-smol", "q4")
     assert tags["ollama-smol:q4"]["digest"] == digest and tags["ollama-smol:q4"]["size"] == size
-    assert tags["ollama-smol:q4"]["details"] == DETAILS
+    details = tags["ollama-smol:q4"]["details"]  # 0.24's keys; a newer Ollama adds the lengths
+    assert {k: details[k] for k in DETAILS} == DETAILS
+    assert (details["context_length"], details["embedding_length"]) == (8192, 576)
     show = httpx.post(f"{url}/api/show", json={"model": "ollama-pirate"}).json()
     recorded = json.loads(RECORDED_SHOW.read_text())
-    for key in ("license", "parameters", "template", "system", "messages"):
+    for key in ("license", "parameters", "template", "system", "messages", "model_info", "tensors"):
         assert show[key] == recorded[key], key
+    assert f"\nFROM {ollama / 'blobs' / GGUF_DIGEST.replace(':', '-')}\n" in show["modelfile"]  # as Ollama's
     assert show["details"] == DETAILS
     assert show["capabilities"] == ["completion"]
     deleted = httpx.request("DELETE", f"{url}/api/delete", json={"model": "ollama-pirate"})

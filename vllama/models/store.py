@@ -413,8 +413,9 @@ class ModelStore:
         else:  # not converted yet: what the engine needs before the first load, from the GGUF header
             header = _readable_header(m.model_path)
             config = {"model_type": header.architecture} if header else {}
-            if header is not None and isinstance(header.key("context_length"), int):
-                config["max_position_embeddings"] = header.key("context_length")
+            for ours, theirs in (("max_position_embeddings", "context_length"), ("hidden_size", "embedding_length")):
+                if header is not None and isinstance(header.key(theirs), int):
+                    config[ours] = header.key(theirs)
         details = m.details
         if not details["quantization_level"]:
             header = _readable_header(m.model_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...models import info
+from ...models import gguf, info
 from ...models.store import LocalModel
 from ..gojson import go_number, go_quote, omit_empty, rfc3339
 
@@ -25,6 +25,8 @@ def tags_entry(model: LocalModel) -> dict[str, Any]:
 
 def model_info(model: LocalModel) -> dict[str, Any]:
     """Hugging Face config numbers under the GGUF keys Ollama shows, sorted."""
+    if model.gguf_header is not None:  # a GGUF-born model: its own header, as Ollama prints it
+        return gguf.show_model_info(model.gguf_header)
     config = model.config
     text = info.text_config(config)
     arch = info.architecture(config)
@@ -73,6 +75,8 @@ def model_info(model: LocalModel) -> dict[str, Any]:
 
 
 def tensors(model: LocalModel) -> list[dict[str, Any]]:
+    if model.gguf_header is not None:
+        return gguf.show_tensors(model.gguf_header)
     out = []
     for f in model.files:
         if f["path"].endswith(".safetensors"):
@@ -116,7 +120,7 @@ def modelfile(model: LocalModel) -> str:
         "# To build a new Modelfile based on this, replace FROM with:",
         f"# FROM {model.name}",
         "",
-        f"FROM {model.path}",
+        f"FROM {model.gguf or model.path}",
     ]
     template = _template(model)
     if template:
