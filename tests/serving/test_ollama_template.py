@@ -161,3 +161,10 @@ def test_wire_messages_round_trip():
     message = ot.message_from_wire(wire)
     assert message.tool_calls == (PromptToolCall(name="f", arguments={"x": 1}, id="c1"),)
     assert ot.message_to_wire(message) == wire
+
+
+def test_legacy_last_turn_has_no_defined_templates_either():
+    # earlier turns run the whole template; the last runs a new one holding only the cut tree
+    source = '{{ define "x" }}[{{ . }}]{{ end }}{{ template "x" .Prompt }}'
+    with pytest.raises(TemplateExecError, match='template "x" not defined'):
+        run(source, TemplateValues(messages=(M("user", "a"), M("assistant", "b"), M("user", "c"))))

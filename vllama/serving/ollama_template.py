@@ -186,8 +186,8 @@ def _execute_legacy(template: GoTemplate, messages: list[PromptMessage], think: 
         elif m.role == "assistant":
             response = m.content
     # The last exchange runs through a bare copy of the tree cut after .Response: Ollama builds
-    # it with no function map, so Ollama's own functions are undefined there.
-    last = template.with_nodes(cut_after_response(template.root))
+    # it as a new template, so neither Ollama's functions nor {{define}}d templates exist there.
+    last = GoTemplate(template.source, cut_after_response(template.root))
     out.append(last.execute({"System": system, "Prompt": prompt, "Response": response, **think},
                             funcs={}))
     return "".join(out)

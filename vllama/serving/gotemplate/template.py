@@ -80,5 +80,3 @@ class GoTemplate:
             raise TemplateExecError("template: exceeded maximum template depth") from None
         return "".join(state.out)
 
-    def with_nodes(self, root: ListNode) -> GoTemplate:
-        return GoTemplate(self.source, root, self.defined)
