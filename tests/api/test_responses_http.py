@@ -275,3 +275,13 @@ def test_sdk_errors(client):
     with pytest.raises(openai.NotFoundError) as err:
         client.responses.create(model="nothing", input="hi")
     assert err.value.status_code == 404
+
+
+def test_zstd_bodies(url):
+    import zstandard
+
+    packed = zstandard.ZstdCompressor().compress(json.dumps(BASE).encode())
+    r = httpx.post(url + "/v1/responses", content=packed, headers={"content-encoding": "zstd"})
+    assert r.status_code == 200 and r.json()["output"][0]["content"][0]["text"] == "The sky is blue."
+    r = httpx.post(url + "/v1/responses", content=b"not zstd", headers={"content-encoding": "zstd"})
+    assert r.status_code == 400 and r.json()["error"]["message"] == "failed to decompress zstd body"

@@ -11,6 +11,7 @@ import pytest
 
 from tests.cli.conftest import assert_one_error_line, cli_env, vllama
 from tests.live_server import free_port
+from vllama import OLLAMA_VERSION
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def test_version_with_server(bare_server, home):
     result = vllama("-v", env=cli_env(bare_server, home))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["vllama version is 0.1.0",
-                                          f"server at {bare_server} speaks the Ollama API of version 0.24.0"]
+                                          f"server at {bare_server} speaks the Ollama API of version {OLLAMA_VERSION}"]
 
 
 @pytest.mark.parametrize("args, text", [

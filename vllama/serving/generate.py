@@ -117,6 +117,10 @@ def _template_message(message: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _template_kwargs(req: CommonRequest, model: ModelRecord) -> dict[str, Any]:
+    return {"enable_thinking": req.think is not False} if "thinking" in model.capabilities else {}
+
+
 def render(runner: Runner, req: CommonRequest, template_kwargs: dict[str, Any]) -> str:
     """Blocking: the prompt text, from the model's chat template or the raw prompt."""
     if isinstance(req, GenerateRequest) and req.raw:
@@ -171,9 +175,8 @@ async def generate(ctx: ServingContext, req: CommonRequest) -> AsyncIterator[Eve
         # The scheduler starts a Runner for every model that passed the capability check.
         runner = cast(Runner, entry.runner)
         can_think = "thinking" in model.capabilities
-        template_kwargs = {"enable_thinking": req.think is not False} if can_think else {}
         # Rendering and tokenising take milliseconds of CPU: off the event loop, which serves others.
-        prompt = await asyncio.to_thread(render, runner, req, template_kwargs)
+        prompt = await asyncio.to_thread(render, runner, req, _template_kwargs(req, model))
         context = req.context if isinstance(req, GenerateRequest) else []
         prompt_ids = context + await asyncio.to_thread(runner.tokenize, prompt)
         request = completion(req, model, runner, prompt_ids)
@@ -203,4 +206,19 @@ async def generate(ctx: ServingContext, req: CommonRequest) -> AsyncIterator[Eve
         job.release()
 
 
-__all__ = ["Delta", "Done", "Job", "check_capabilities", "generate", "load_only"]
+# -- Ollama's `_debug_render_only`: the prompt the engine would get, and nothing run -------------
+
+async def rendered_prompt(ctx: ServingContext, req: CommonRequest) -> str:
+    """The prompt `generate` would complete for this request (the model is loaded, as Ollama loads
+    it first: its tokenizer holds the template)."""
+    job = Job(ctx, req.model, req.keep_alive)
+    model = await _model(job, req)
+    entry = await job.load(model)
+    try:
+        runner = cast(Runner, entry.runner)
+        return await asyncio.to_thread(render, runner, req, _template_kwargs(req, model))
+    finally:
+        job.release()
+
+
+__all__ = ["Delta", "Done", "Job", "check_capabilities", "generate", "load_only", "rendered_prompt"]

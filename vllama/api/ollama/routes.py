@@ -8,13 +8,13 @@ from starlette.routing import Route
 
 from ... import OLLAMA_VERSION
 from ...serving import embed as embedding
-from ...serving.generate import generate, load_only
+from ...serving.generate import generate, load_only, rendered_prompt
 from ...serving.requests import ChatRequest, CommonRequest, is_empty
 from ..disconnect import until_disconnect
 from ..errors import read_json
 from ..gojson import field
 from ..http import json_response, serving
-from . import render, schema
+from . import debug_render, render, schema
 from .embeddings import float32_list
 
 
@@ -30,11 +30,13 @@ async def ps(request: Request) -> Response:
     return json_response({"models": [schema.ps_entry(entry) for entry in serving(request).scheduler.loaded()]})
 
 
-async def _answer(request: Request, req: CommonRequest) -> Response:
+async def _answer(request: Request, req: CommonRequest, debug_render_only: bool = False) -> Response:
     ctx = serving(request)
     is_chat = isinstance(req, ChatRequest)
     if is_empty(req):  # Ollama's load / unload shortcuts answer one object, streamed or not
         return json_response(schema.final(req.model, is_chat, await load_only(ctx, req)))
+    if debug_render_only:  # the rendered prompt, one object, streamed or not
+        return json_response(debug_render.answer(req, await rendered_prompt(ctx, req)))
     events = generate(ctx, req)
     if req.stream:
         return await render.ndjson_response(render.chunks(req.model, is_chat, events))
@@ -44,13 +46,13 @@ async def _answer(request: Request, req: CommonRequest) -> Response:
 async def generate_route(request: Request) -> Response:
     body = await read_json(request)
     req = schema.parse_generate(body, serving(request).default_keep_alive)
-    return await until_disconnect(request, _answer(request, req))
+    return await until_disconnect(request, _answer(request, req, debug_render.requested(body)))
 
 
 async def chat_route(request: Request) -> Response:
     body = await read_json(request)
     req = schema.parse_chat(body, serving(request).default_keep_alive)
-    return await until_disconnect(request, _answer(request, req))
+    return await until_disconnect(request, _answer(request, req, debug_render.requested(body)))
 
 
 async def embed_route(request: Request) -> Response:

@@ -30,8 +30,8 @@ from ...engine.base import ToolCall
 from ...serving.errors import ServingError
 from ...serving.events import Delta, Done, Event
 from ..disconnect import until_disconnect
-from ..errors import APIError, status_and_message
-from ..gojson import GoDecodeError
+from ..errors import APIError, read_raw, status_and_message
+from ..gojson import GoDecodeError, decode_object
 from ..http import serving
 from . import responses_schema as rs
 from .routes import _events, openai_errors, openai_json, read_body
@@ -223,9 +223,30 @@ async def whole(req: rs.ResponsesRequest, events: AsyncIterator[Event]) -> dict[
     return rs.response_object(req, "completed", output, used, created_at=now, completed_at=now)
 
 
+MAX_DECOMPRESSED_BYTES = 20 << 20  # Ollama's limit on a zstd body once decompressed
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    """The JSON body; Codex sends it zstd-compressed (`Content-Encoding: zstd`), as Ollama accepts."""
+    if request.headers.get("content-encoding", "").lower() != "zstd":
+        return await read_body(request)
+    import zstandard  # only this route reads compressed bodies
+
+    try:
+        reader = zstandard.ZstdDecompressor().stream_reader(await read_raw(request))
+        raw = reader.read(MAX_DECOMPRESSED_BYTES + 1)
+    except zstandard.ZstdError:
+        raise APIError(400, "failed to decompress zstd body") from None
+    if len(raw) > MAX_DECOMPRESSED_BYTES:
+        raise APIError(400, "http: request body too large")
+    if not raw.strip():
+        raise APIError(400, "EOF")
+    return decode_object(raw)
+
+
 @openai_errors
 async def responses(request: Request) -> Response:
-    body = await read_body(request)
+    body = await _body(request)
     req = rs.parse(body, serving(request).default_keep_alive)
 
     async def run() -> Response:
