@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 from hypothesis import strategies as st
 
+from tests.live_server import HTTP
+
 # 500s Ollama documents for failures that are not the client's: the engine, the registry.
 DOCUMENTED_500 = ("model runner failed", "failed to load model", "pull model manifest", "download failed")
 
@@ -155,17 +157,13 @@ def _no_constants(name: str) -> None:
 def check_alive(base_url: str, ps: bool = True, client: httpx.Client | None = None) -> None:
     """HEAD / answers 200; so do /api/ps and /metrics, which read every loaded model's state (a
     hostile keep_alive must not break them for everyone)."""
-    http = client or httpx.Client(timeout=30)
-    try:
-        r = http.head(base_url + "/")
-        assert r.status_code == 200, f"HEAD / answered {r.status_code} after a hostile request"
-        if ps:
-            for path in ("/api/ps", "/metrics"):
-                r = http.get(base_url + path)
-                assert r.status_code == 200, f"GET {path} answered {r.status_code}: {r.text[:300]}"
-    finally:
-        if client is None:
-            http.close()
+    http, timeout = (client, client.timeout) if client else (HTTP, httpx.Timeout(30))
+    r = http.head(base_url + "/", timeout=timeout)
+    assert r.status_code == 200, f"HEAD / answered {r.status_code} after a hostile request"
+    if ps:
+        for path in ("/api/ps", "/metrics"):
+            r = http.get(base_url + path, timeout=timeout)
+            assert r.status_code == 200, f"GET {path} answered {r.status_code}: {r.text[:300]}"
 
 
 def finite(x: Any) -> bool:

@@ -9,6 +9,7 @@ import json
 import httpx
 import pytest
 
+from tests.live_server import HTTP
 from tests.reliability import hostile
 
 BIG = 10**400  # an integer literal no float holds
@@ -18,7 +19,7 @@ GEN = {"model": "tiny", "prompt": "hi", "stream": False}
 
 def post(url: str, path: str, body, method: str = "POST") -> httpx.Response:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx.request(method, url + path, content=data, timeout=30)
+    return HTTP.request(method, url + path, content=data, timeout=30)
 
 
 def refused(r: httpx.Response, status: int = 400) -> str:
@@ -56,7 +57,7 @@ def test_huge_keep_alive_means_forever(fake_url, keep_alive):
     # a keep_alive past Go's largest duration once made /api/ps and /metrics fail for every client
     r = post(fake_url, "/api/generate", {**GEN, "keep_alive": keep_alive})
     assert r.status_code == 200, r.text
-    ps = httpx.get(fake_url + "/api/ps").json()["models"]
+    ps = HTTP.get(fake_url + "/api/ps").json()["models"]
     assert ps[0]["expires_at"].startswith("2318-")  # Ollama's "forever"
     hostile.check_alive(fake_url)
     assert post(fake_url, "/api/generate", {**GEN, "keep_alive": "5m"}).status_code == 200
@@ -106,7 +107,7 @@ def test_long_prompt_truncates_unless_told_not_to(fake_url):
 def test_create_refuses_settings_that_would_break_the_model(store_url, extra):
     r = post(store_url, "/api/create", {"model": "broken", "from": "tiny", "stream": False, **extra})
     refused(r)
-    assert httpx.post(store_url + "/api/show", json={"model": "broken"}).status_code == 404
+    assert HTTP.post(store_url + "/api/show", json={"model": "broken"}).status_code == 404
 
 
 def test_create_keeps_good_settings(store_url):
@@ -114,14 +115,14 @@ def test_create_keeps_good_settings(store_url):
                                         "parameters": {"num_ctx": 128, "stop": ["x"]}, "license": ["MIT", "2"],
                                         "messages": [{"role": "user", "content": "hi"}]})
     assert r.status_code == 200, r.text
-    assert httpx.post(store_url + "/api/show", json={"model": "fine"}).status_code == 200
+    assert HTTP.post(store_url + "/api/show", json={"model": "fine"}).status_code == 200
     assert post(store_url, "/api/generate", {**GEN, "model": "fine"}).status_code == 200
 
 
 def _config_blob(url: str) -> str:
     config = json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}).encode()
     digest = "sha256:" + hashlib.sha256(config).hexdigest()
-    assert httpx.post(url + "/api/blobs/" + digest, content=config).status_code in (200, 201)
+    assert HTTP.post(url + "/api/blobs/" + digest, content=config).status_code in (200, 201)
     return digest
 
 
@@ -135,8 +136,8 @@ def test_create_refuses_files_that_cannot_be_laid_out(store_url, paths):
     digest = _config_blob(store_url)
     files = {"config.json": digest, **{p: digest for p in paths}}
     refused(post(store_url, "/api/create", {"model": "unlaid", "files": files, "stream": False}))
-    assert httpx.post(store_url + "/api/show", json={"model": "unlaid"}).status_code == 404
-    assert httpx.get(store_url + "/api/tags").status_code == 200
+    assert HTTP.post(store_url + "/api/show", json={"model": "unlaid"}).status_code == 404
+    assert HTTP.get(store_url + "/api/tags").status_code == 200
 
 
 @pytest.mark.parametrize("name", ["h" * 300 + "/n/m:t", "h" * 256 + "/n/m"])
@@ -148,4 +149,4 @@ def test_names_longer_than_a_file_name(store_url, name):
     assert refused(post(store_url, "/api/show", {"model": name}), 404).startswith("model ")
     ok = "h" * 255 + "/n/m:t"
     assert post(store_url, "/api/copy", {"source": "tiny", "destination": ok}).status_code == 200
-    assert httpx.request("DELETE", store_url + "/api/delete", json={"model": ok}).status_code == 200
+    assert HTTP.request("DELETE", store_url + "/api/delete", json={"model": ok}).status_code == 200

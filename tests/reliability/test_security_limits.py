@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from starlette.routing import Route
 
 from tests.api.fake_engine import FakeRunner, fake_app
-from tests.live_server import app_in_thread
+from tests.live_server import HTTP, app_in_thread
 from tests.models.fake_repo import CONFIG, write_tiny_model
 from tests.reliability.conftest import store_app
 from vllama.api.app import build_app
@@ -61,19 +61,19 @@ def test_declared_length_over_the_limit_is_refused_before_the_body(fake_url):
 @pytest.mark.parametrize("path", ["/api/generate", "/api/chat", "/api/embed", "/api/show", "/api/create",
                                   "/v1/chat/completions", "/v1/completions", "/v1/embeddings"])
 def test_bodies_over_the_limit(fake_url, small_limit, path):
-    _too_large(httpx.post(fake_url + path, content=b" " * (3 << 20), timeout=30))  # /v1: OpenAI's envelope
+    _too_large(HTTP.post(fake_url + path, content=b" " * (3 << 20), timeout=30))  # /v1: OpenAI's envelope
 
     def chunked():  # no Content-Length: the cap is counted while reading
         for _ in range(48):
             yield b" " * (64 << 10)
 
-    _too_large(httpx.post(fake_url + path, content=chunked(), timeout=30))
-    assert httpx.head(fake_url + "/").status_code == 200
+    _too_large(HTTP.post(fake_url + path, content=chunked(), timeout=30))
+    assert HTTP.head(fake_url + "/").status_code == 200
 
 
 def test_bodies_under_the_limit(fake_url, small_limit):
     body = {"model": "tiny", "prompt": "x" * (900 << 10), "stream": False}
-    assert httpx.post(fake_url + "/api/generate", json=body, timeout=30).status_code == 200
+    assert HTTP.post(fake_url + "/api/generate", json=body, timeout=30).status_code == 200
 
 
 def test_blob_uploads_are_not_capped(tmp_path, small_limit):
@@ -81,7 +81,7 @@ def test_blob_uploads_are_not_capped(tmp_path, small_limit):
     data = os.urandom(3 << 20)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     with app_in_thread(app) as url:
-        assert httpx.post(url + "/api/blobs/" + digest, content=data, timeout=60).status_code == 201
+        assert HTTP.post(url + "/api/blobs/" + digest, content=data, timeout=60).status_code == 201
     assert store.has_blob(digest)
 
 
@@ -257,9 +257,9 @@ def test_rebinding_cannot_delete_pull_or_generate(tmp_path):
                                    ("POST", "/api/generate", {"model": "tiny", "prompt": "x"}),
                                    ("POST", "/v1/chat/completions", {"model": "tiny", "messages": []}),
                                    ("POST", "/api/blobs/sha256:" + "0" * 64, {})):
-            r = httpx.request(method, url + path, json=body, headers=evil)
+            r = HTTP.request(method, url + path, json=body, headers=evil)
             assert (r.status_code, r.content) == (403, b""), path
-            r = httpx.request(method, url + path, json=body, headers={**evil, "Origin": "http://attacker.example"})
+            r = HTTP.request(method, url + path, json=body, headers={**evil, "Origin": "http://attacker.example"})
             assert r.status_code == 403, path
     assert [m.name for m in store.list()] == ["tiny:latest"] and runner.requests == []
 
@@ -279,7 +279,7 @@ def loopback_url():
                                   "LOCALHOST.ATTACKER.COM"])
 def test_rebinding_host_spellings_refused(loopback_url, host):
     # `[::1].attacker.example` once passed as ::1: Go's SplitHostPort refuses it, and Ollama with it
-    r = httpx.get(loopback_url + "/api/version", headers={"Host": host})
+    r = HTTP.get(loopback_url + "/api/version", headers={"Host": host})
     assert (r.status_code, r.content) == (403, b""), host
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.api.fake_engine import FakeRunner
-from tests.live_server import app_in_thread
+from tests.live_server import HTTP, app_in_thread
 from tests.models.fake_repo import write_tiny_model
 from tests.models.hub_stand_in import HubStandIn
 from vllama.api.app import build_app
@@ -69,10 +69,10 @@ def assert_consistent(store: ModelStore) -> list[str]:
 
 
 def usable(url: str, store: ModelStore, name: str = "tiny") -> None:
-    r = httpx.post(url + "/api/pull", json={"model": name, "stream": False}, timeout=60)
+    r = HTTP.post(url + "/api/pull", json={"model": name, "stream": False}, timeout=60)
     assert r.json() == {"status": "success"}, r.text
     assert assert_consistent(store) == ["tiny:latest"]
-    r = httpx.post(url + "/api/generate", json={"model": name, "prompt": "hi", "stream": False}, timeout=30)
+    r = HTTP.post(url + "/api/generate", json={"model": name, "prompt": "hi", "stream": False}, timeout=30)
     assert r.status_code == 200 and r.json()["done"] is True
 
 
@@ -96,7 +96,7 @@ def test_pulls_cut_at_random_points(tmp_path, hub):
     with served as url:
         for _ in range(4):
             cut = rng.uniform(0.0, 0.5)
-            with httpx.stream("POST", url + "/api/pull", json={"model": "tiny"}, timeout=30) as r:
+            with HTTP.stream("POST", url + "/api/pull", json={"model": "tiny"}, timeout=30) as r:
                 start = time.monotonic()
                 for _line in r.iter_lines():
                     if time.monotonic() - start > cut:
@@ -115,10 +115,10 @@ def test_hub_drops_connections_at_random_points(tmp_path, hub):
     with served as url:
         for _ in range(2):
             hub.drop_after[key] = rng.randrange(1, len(weights))
-            r = httpx.post(url + "/api/pull", json={"model": "tiny", "stream": False}, timeout=60)
+            r = HTTP.post(url + "/api/pull", json={"model": "tiny", "stream": False}, timeout=60)
             assert r.json() == {"status": "success"}, r.text
             assert assert_consistent(store) == ["tiny:latest"]
-            httpx.request("DELETE", url + "/api/delete", json={"model": "tiny"})
+            HTTP.request("DELETE", url + "/api/delete", json={"model": "tiny"})
             assert assert_consistent(store) == []
         usable(url, store)
 
@@ -136,14 +136,14 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
 
 
 def _check_full_disk_failure(url: str, store: ModelStore) -> None:
-    r = httpx.post(url + "/api/pull", json={"model": "tiny", "stream": False}, timeout=60)
+    r = HTTP.post(url + "/api/pull", json={"model": "tiny", "stream": False}, timeout=60)
     assert r.status_code == 500 and "No space left on device" in r.json()["error"], r.text
-    with httpx.stream("POST", url + "/api/pull", json={"model": "tiny"}, timeout=60) as r:
+    with HTTP.stream("POST", url + "/api/pull", json={"model": "tiny"}, timeout=60) as r:
         lines = [json.loads(line) for line in r.iter_lines()]
     assert "No space left on device" in lines[-1]["error"] and not any(x.get("status") == "success" for x in lines)
     assert assert_consistent(store) == []
-    assert httpx.get(url + "/api/tags").json() == {"models": []}
-    assert httpx.head(url + "/").status_code == 200
+    assert HTTP.get(url + "/api/tags").json() == {"models": []}
+    assert HTTP.head(url + "/").status_code == 200
 
 
 def test_disk_fills_up_during_a_pull(tmp_path, hub):
@@ -199,7 +199,7 @@ def test_delete_during_pull_of_the_same_model(tmp_path, hub, when):
         worker = threading.Thread(target=pull)
         worker.start()
         time.sleep(when)
-        r = httpx.request("DELETE", url + "/api/delete", json={"model": "tiny"}, timeout=30)
+        r = HTTP.request("DELETE", url + "/api/delete", json={"model": "tiny"}, timeout=30)
         result["delete"] = r.status_code
         worker.join(60)
         assert result["pull"] == (200, {"status": "success"}), result
