@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack
 
 import httpx
 import ollama
@@ -39,6 +41,25 @@ def make_app(runner: FakeRunner, bind_host: str | None = None):
 def url(runner):
     with app_in_thread(make_app(runner)) as base:
         yield base
+
+
+def module_app(bind_host: str | None = None, api_key: str | None = None) -> Iterator[str]:
+    """One app for a module's cases that only read from it. The middleware reads the environment
+    as the app starts, so the variables are set (or cleared) just for that."""
+    with ExitStack() as stack:
+        with pytest.MonkeyPatch.context() as env:
+            env.delenv("OLLAMA_ORIGINS", raising=False)
+            if api_key is None:
+                env.delenv("VLLAMA_API_KEY", raising=False)
+            else:
+                env.setenv("VLLAMA_API_KEY", api_key)
+            base = stack.enter_context(app_in_thread(make_app(FakeRunner(), bind_host=bind_host)))
+        yield base
+
+
+@pytest.fixture(scope="module")
+def loopback():
+    yield from module_app(bind_host="127.0.0.1")
 
 
 # -- origins --------------------------------------------------------------------------------------
@@ -144,12 +165,11 @@ def test_loopback_binds():
     ("evil.com", False), ("evil.com:11434", False), ("8.8.8.8", False), ("localhost.evil.com", False),
     ("172.32.0.1", False),
 ])
-def test_host_check_when_bound_to_loopback(runner, host, ok):
-    with app_in_thread(make_app(runner, bind_host="127.0.0.1")) as base:
-        r = httpx.get(base + "/api/version", headers={"Host": host})
-        assert r.status_code == (200 if ok else 403)
-        if not ok:
-            assert r.content == b""
+def test_host_check_when_bound_to_loopback(loopback, host, ok):
+    r = httpx.get(loopback + "/api/version", headers={"Host": host})
+    assert r.status_code == (200 if ok else 403)
+    if not ok:
+        assert r.content == b""
 
 
 def test_host_names_shortcut_options(runner):
@@ -167,11 +187,9 @@ def test_no_host_check_off_loopback(runner, bind_host):
 
 # -- API key ------------------------------------------------------------------------------------
 
-@pytest.fixture
-def keyed(runner, monkeypatch):
-    monkeypatch.setenv("VLLAMA_API_KEY", "s3cret")
-    with app_in_thread(make_app(runner)) as base:
-        yield base
+@pytest.fixture(scope="module")
+def keyed():
+    yield from module_app(api_key="s3cret")
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong", "s3cret", "Basic s3cret", "Bearer", "Bearer s3cret2"])
