@@ -73,6 +73,13 @@ def url(store, scheduler, hub):
         yield base
 
 
+@pytest.fixture(scope="module")
+def bare_url(tmp_path_factory):
+    """One app on an empty store for the cases that are refused before any model or pull matters."""
+    with app_in_thread(build_app(ModelStore(tmp_path_factory.mktemp("models")), FakeScheduler())) as base:
+        yield base
+
+
 @pytest.fixture
 def client(url):
     return ollama.Client(host=url)
@@ -116,8 +123,8 @@ def test_pull_unknown_model(url):
     ({"model": "../etc"}, 400, "invalid model name"),
     ({"model": 3}, 400, "json: cannot unmarshal number into Go struct field .model of type string"),
 ])
-def test_pull_bad_requests(url, body, status, message):
-    r = httpx.post(url + "/api/pull", json=body)
+def test_pull_bad_requests(bare_url, body, status, message):
+    r = httpx.post(bare_url + "/api/pull", json=body)
     assert (r.status_code, r.json()) == (status, {"error": message})
 
 
@@ -181,8 +188,8 @@ def test_tags_and_show_shapes(url, store, tmp_path):
     ({}, 400, "model is required"),
     ({"model": "bad name"}, 400, "invalid model name"),
 ])
-def test_show_errors(url, body, status, message):
-    r = httpx.post(url + "/api/show", json=body)
+def test_show_errors(bare_url, body, status, message):
+    r = httpx.post(bare_url + "/api/show", json=body)
     assert (r.status_code, r.headers["content-type"], r.json()) == (status, JSON, {"error": message})
 
 
@@ -205,8 +212,8 @@ def test_delete(url, store, scheduler, tmp_path):
     ({"model": ""}, 400, "model is required"),
     ({"model": "bad name"}, 400, 'name "bad name" is invalid'),
 ])
-def test_delete_errors(url, body, status, message):
-    r = httpx.request("DELETE", url + "/api/delete", json=body)
+def test_delete_errors(bare_url, body, status, message):
+    r = httpx.request("DELETE", bare_url + "/api/delete", json=body)
     assert (r.status_code, r.json()) == (status, {"error": message})
 
 
@@ -223,8 +230,8 @@ def test_copy(url, store, tmp_path):
     ({"source": "a b", "destination": "x"}, 400, 'source "a b" is invalid'),
     ({"source": "x", "destination": "../y"}, 400, 'destination "../y" is invalid'),
 ])
-def test_copy_errors(url, body, status, message):
-    r = httpx.post(url + "/api/copy", json=body)
+def test_copy_errors(bare_url, body, status, message):
+    r = httpx.post(bare_url + "/api/copy", json=body)
     assert (r.status_code, r.json()) == (status, {"error": message})
 
 
@@ -287,8 +294,8 @@ def test_create_from_a_model_that_must_be_pulled(url, store):
     ({"model": "x", "from": "y", "quantize": "q4_K_M"}, 400,
      "quantize is not supported: vllama serves the weights as they are"),
 ])
-def test_create_errors(url, body, status, message):
-    r = httpx.post(url + "/api/create", json=body)
+def test_create_errors(bare_url, body, status, message):
+    r = httpx.post(bare_url + "/api/create", json=body)
     assert (r.status_code, r.json()) == (status, {"error": message})
 
 
