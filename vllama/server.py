@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
-from .config import env_int, is_loopback, server_host
+from .config import env, env_int, is_loopback, server_host
 from .engine.args import COMMON_ARGS, EngineSettings
 
 if TYPE_CHECKING:
@@ -43,7 +43,10 @@ def settings_from_args(args: argparse.Namespace) -> EngineSettings:
 def build(settings: EngineSettings, store: ModelStore | None = None, bind_host: str | None = None) -> Starlette:
     """The app with a real store and a vLLM-backed scheduler (vllm is imported on first load)."""
     from .api.app import build_app
-    from .engine.scheduler import Scheduler
+    from .engine.args import on_gpu
+    from .engine.memory import budget as memory_budget
+    from .engine.memory import device_memory, parse_bytes
+    from .engine.scheduler import Scheduler, load_timeout
     from .models.store import ModelStore
 
     store = store or ModelStore()
@@ -57,10 +60,19 @@ def build(settings: EngineSettings, store: ModelStore | None = None, bind_host: 
         from .engine.runner import VllmRunner
 
         max_len = model.config.get("max_position_embeddings")
-        return VllmRunner.start(settings.engine_kwargs(str(model.path), max_len))
+        return VllmRunner.start(settings.engine_kwargs(str(model.path), max_len, model.config, model.files))
+
+    def need(model: LocalModel) -> int:
+        return settings.estimate(model.config, model.files, model.config.get("max_position_embeddings"),
+                                 on_gpu()).total
+
+    def budget() -> int:
+        overhead = parse_bytes(env("OLLAMA_GPU_OVERHEAD") or "0")
+        return memory_budget(env("VLLAMA_MEMORY") or None, device_memory(on_gpu()), overhead)
 
     scheduler = Scheduler(start_runner, max_loaded=env_int("OLLAMA_MAX_LOADED_MODELS", 0) or 3,
-                          max_queue=env_int("OLLAMA_MAX_QUEUE", 512))
+                          max_queue=env_int("OLLAMA_MAX_QUEUE", 512), budget=budget, need=need,
+                          load_timeout=load_timeout())
     return build_app(store, scheduler, bind_host=bind_host)
 
 
