@@ -247,6 +247,15 @@ class RawSuite:
                                                     b"{}"),
                     json_answer(400, {"error": "model is required"})),
         ]
+        # the newest Ollama's shapes where they differ from the 0.24 recordings, checked strictly
+        tags = self.golden_case("04", name="tags-newest-fields", rules=Rules())
+        if tags is not None:
+            tags.expected = _newest_tags(tags.expected)
+            extras.append(tags)
+        stream = self.golden_case("22", name="v1-chat-stream-newest-framing", rules=Rules())
+        if stream is not None:
+            stream.expected = _newest_framing(stream.expected)
+            extras.append(stream)
         unload_chat = self.golden_case("14c", patch={"keep_alive": 0}, name="chat-empty-messages-unload", final=True)
         if unload_chat is not None:  # like the load recording, with the unload reason
             unload_chat.expected = _with(unload_chat.expected, done_reason="unload")
@@ -262,6 +271,33 @@ class RawSuite:
 def _with(response: Response, **fields: Any) -> Response:
     """A recorded JSON answer with some fields changed."""
     return replace(response, body=json.dumps({**json.loads(response.body), **fields}).encode())
+
+
+def _newest_tags(response: Response) -> Response:
+    """Recording 04 as the newest Ollama answers it: capabilities, and the context and embedding
+    lengths in the details (values stand in: the comparison takes their types)."""
+    body = json.loads(response.body)
+    for entry in body["models"]:
+        entry["details"].update(context_length=8192, embedding_length=576)
+        entry["capabilities"] = ["completion"]
+    return replace(response, body=json.dumps(body).encode())
+
+
+def _newest_framing(response: Response) -> Response:
+    """Recording 22 as the newest Ollama frames it: the role on the first chunk only, and the
+    finish_reason in a chunk of its own with an empty delta."""
+    frames = []
+    for i, frame in enumerate(response.body.decode().split("\n\n")[:-1]):
+        if frame != "data: [DONE]":
+            chunk = json.loads(frame[6:])
+            choice = chunk["choices"][0]
+            delta = {} if choice["finish_reason"] else dict(choice["delta"])
+            if i > 0:
+                delta.pop("role", None)
+            chunk["choices"] = [{**choice, "delta": delta}]
+            frame = "data: " + json.dumps(chunk, separators=(",", ":"))
+        frames.append(frame + "\n\n")
+    return replace(response, body="".join(frames).encode())
 
 
 def _post(path: str, body: Any) -> Request:

@@ -9,13 +9,14 @@ from rich.table import Table
 
 from .core import FAIL, KNOWN, PASS, SKIP, XFAIL, XPASS, Case, Config, Divergence, Report, Result, Target, run_case
 
-CLIENTS = ("raw", "ollama-python", "ollama-python-async", "ollama-js", "openai", "langchain")
+CLIENTS = ("raw", "ollama-python", "ollama-python-async", "ollama-js", "openai", "openai-responses", "anthropic",
+           "langchain")
 STYLE = {PASS: "green", FAIL: "bold red", SKIP: "yellow", XFAIL: "magenta", XPASS: "bold cyan", KNOWN: "blue"}
 
 
 def build(config: Config, target: Target) -> list[Case]:
     """Raw cases first (they begin from an idle server), then each client, then the unload cases."""
-    from . import js_client, langchain_client, openai_client, py_client
+    from . import anthropic_client, js_client, langchain_client, openai_client, py_client, responses_client
     from .raw import RawSuite
 
     first, last = RawSuite(config, target).cases()
@@ -23,6 +24,8 @@ def build(config: Config, target: Target) -> list[Case]:
     cases += py_client.cases(config, target)
     cases += js_client.cases(config, target)
     cases += openai_client.cases(config, target)
+    cases += responses_client.cases(config, target)
+    cases += anthropic_client.cases(config, target)
     cases += langchain_client.cases(config, target)
     cases += last
     if config.clients:
