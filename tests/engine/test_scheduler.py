@@ -89,9 +89,16 @@ def test_max_loaded_evicts_least_recently_used_idle_model():
         b = await s.acquire("b", model("b"), 300)
         await s.acquire("c", model("c"), 300)  # b is busy, so a goes
         assert {m.key for m in s.loaded()} == {"b", "c"}
-        with pytest.raises(EngineError):
-            await s.acquire("d", model("d"), 300)  # both busy
+        # Both busy: the request for d waits for one to go idle instead of failing (issue #17:
+        # wait, don't refuse); b's release makes the room, and b, least recently used, goes.
+        d = asyncio.ensure_future(s.acquire("d", model("d"), 300))
+        while not s.waiting:
+            await asyncio.sleep(0.01)
+        assert not d.done()
         s.release(b)
+        d_entry = await d
+        assert {m.key for m in s.loaded()} == {"c", "d"} and s.waiting == 0
+        s.release(d_entry)
         await s.shutdown()
 
     run(go())

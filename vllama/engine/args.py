@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import _env, env_int
+from . import memory
 
 # flag name -> (AsyncEngineArgs field, type)
 COMMON_ARGS: dict[str, tuple[str, type]] = {
@@ -30,7 +31,15 @@ COMMON_ARGS: dict[str, tuple[str, type]] = {
     "trust-remote-code": ("trust_remote_code", bool),
 }
 
-CPU_KV_CACHE_BYTES = 1 << 30  # without a size vLLM's CPU backend reserves most of RAM
+# Without a size vLLM's CPU backend reserves most of RAM: this one is for a model whose config does
+# not give its KV cache's shape (the others get one sized for their context, see engine/memory.py).
+CPU_KV_CACHE_BYTES = 1 << 30
+# Set by the user, these size the engine's memory themselves: vllama then leaves them alone.
+MEMORY_ARGS = ("kv_cache_memory_bytes", "gpu_memory_utilization")
+# vLLM checks at start that the device has free gpu_memory_utilization x total; the share given is
+# the estimate's plus this margin for its rounding, never more than vLLM's own default.
+GPU_SHARE_MARGIN = 0.01
+MAX_GPU_SHARE = 0.9
 
 
 def _coerce(value: str, kind: type) -> Any:
@@ -91,22 +100,60 @@ class EngineSettings:
             inproc = not _has_cuda_device()
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0" if inproc else "1")
 
-    def engine_kwargs(self, model_path: str, model_max_len: int | None) -> dict[str, Any]:
-        gpu = on_gpu()
+    def context_length(self, model_max_len: int | None, gpu: bool) -> int:
+        """The context an engine serves: OLLAMA_CONTEXT_LENGTH (or a default), at most the model's."""
+        if self.overrides.get("max_model_len"):
+            return int(self.overrides["max_model_len"])  # the user's, as vLLM takes it
         default_ctx = env_int("OLLAMA_CONTEXT_LENGTH", 0) or (32768 if gpu else 4096)
-        max_len = min(default_ctx, model_max_len) if model_max_len else default_ctx
+        return min(default_ctx, model_max_len) if model_max_len else default_ctx
+
+    def estimate(self, config: dict[str, Any], files: list[dict[str, Any]], model_max_len: int | None,
+                 gpu: bool) -> memory.Estimate:
+        """What an engine for this model holds: weights, a KV cache for its context and
+        OLLAMA_NUM_PARALLEL sequences (Ollama's default 1; vLLM batches requests inside it), overhead."""
+        dtype = self.overrides.get("dtype") or (None if gpu else "float32")
+        est = memory.estimate(config, files, dtype=dtype, context=self.context_length(model_max_len, gpu),
+                              parallel=env_int("OLLAMA_NUM_PARALLEL", 0) or 1, gpu=gpu)
+        if not est.kv_cache and not gpu:
+            est = memory.Estimate(est.weights, CPU_KV_CACHE_BYTES, est.overhead)
+        user_kv = self.overrides.get("kv_cache_memory_bytes")
+        if user_kv:
+            est = memory.Estimate(est.weights, int(user_kv), est.overhead)
+        return est
+
+    def engine_kwargs(self, model_path: str, model_max_len: int | None, config: dict[str, Any] | None = None,
+                      files: list[dict[str, Any]] | None = None,
+                      device: memory.DeviceMemory | None = None) -> dict[str, Any]:
+        """vLLM's arguments for one model. With its config and files, the KV cache is sized for its
+        context (`kv_cache_memory_bytes`, on a GPU too, with a `gpu_memory_utilization` share of the
+        device's total that fits the estimate) unless the user sized it."""
+        gpu = on_gpu()
         kwargs: dict[str, Any] = {
             "model": model_path,
-            "max_model_len": max_len,
+            "max_model_len": self.context_length(model_max_len, gpu),
             "trust_remote_code": False,
             "enable_log_requests": False,
         }
         if not gpu:
             # fp32 on AVX2; compile mode took 108 s to start here and gained nothing.
             kwargs.update(dtype="float32", enforce_eager=True, kv_cache_memory_bytes=CPU_KV_CACHE_BYTES)
+        if not any(name in self.overrides for name in MEMORY_ARGS):
+            kwargs.update(self.memory_kwargs(config or {}, files or [], model_max_len, gpu, device))
         kwargs.update(self.overrides)
         kwargs["model"] = model_path
         return kwargs
+
+    def memory_kwargs(self, config: dict[str, Any], files: list[dict[str, Any]], model_max_len: int | None,
+                      gpu: bool, device: memory.DeviceMemory | None) -> dict[str, Any]:
+        est = self.estimate(config, files, model_max_len, gpu)
+        if not est.kv_cache:
+            return {}  # no shape to size from: vLLM's own default on a GPU, the fixed size on the CPU
+        sized: dict[str, Any] = {"kv_cache_memory_bytes": est.kv_cache}
+        if gpu:
+            device = device or memory.device_memory(gpu=True)
+            share = est.total / max(1, device.total) + GPU_SHARE_MARGIN
+            sized["gpu_memory_utilization"] = round(min(MAX_GPU_SHARE, share), 4)
+        return sized
 
 
 def _has_cuda_device() -> bool:

@@ -1,19 +1,25 @@
 """Which models are loaded: one runner per model, loaded on first use, unloaded when keep_alive expires.
 
-Loading is serialised per model (two first requests share one load); generation never is.
+Loading is serialised per model (two first requests share one load); generation never is. A model
+is loaded only where it fits: within OLLAMA_MAX_LOADED_MODELS and the memory budget, idle models
+unloaded least recently used first to make room. When busy models hold the room, the request waits
+(as Ollama's do) until one is released, within the load timeout; only past OLLAMA_MAX_QUEUE
+requests in flight is one refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
-from ..config import FOREVER
+from ..config import FOREVER, env, parse_go_duration
 from .base import Engine, EngineError
 
 log = logging.getLogger("vllama.scheduler")
@@ -28,6 +34,7 @@ class Loaded:
     model: Any  # the store's LocalModel
     runner: Engine
     keep_alive: float
+    reserved: int = 0  # bytes counted against the memory budget (the estimate it was loaded with)
     active: int = 0
     last_used: float = field(default_factory=time.monotonic)
     loaded_at: float = field(default_factory=time.monotonic)
@@ -48,13 +55,64 @@ class ServerBusy(EngineError):
 
 
 BUSY_MESSAGE = "server busy, please try again.  maximum pending requests exceeded"
+LOAD_TIMEOUT = 300.0  # Ollama's OLLAMA_LOAD_TIMEOUT default, 5m
+
+
+def load_timeout() -> float:
+    """OLLAMA_LOAD_TIMEOUT in seconds: a Go duration (`5m`) or a number of seconds; 5m when unset or
+    unreadable, no bound (inf) when zero or negative, as Ollama reads it."""
+    value = env("OLLAMA_LOAD_TIMEOUT")
+    if not value:
+        return LOAD_TIMEOUT
+    try:
+        seconds = float(value) if re.fullmatch(r"-?\d+(\.\d*)?", value) else parse_go_duration(value)
+    except ValueError:
+        return LOAD_TIMEOUT
+    return seconds if seconds > 0 else math.inf
+
+
+def _bound(seconds: float) -> float | None:
+    return None if math.isinf(seconds) else seconds
+
+
+class LoadTimeout(EngineError):
+    """A load, or the wait for room to load in, took longer than the load timeout."""
+
+
+class SchedulerEvents(Protocol):
+    """What the scheduler reports as it works (/metrics listens)."""
+
+    def waited(self, seconds: float) -> None:
+        """A request waited this long for room to load its model."""
+
+    def loaded(self, key: str, seconds: float) -> None:
+        """An engine for `key` came up after this long."""
+
+
+class _Quiet:
+    def waited(self, seconds: float) -> None:
+        pass
+
+    def loaded(self, key: str, seconds: float) -> None:
+        pass
 
 
 class Scheduler:
     def __init__(self, start_runner: Callable[[Any], Engine], max_loaded: int = 3, check_every: float = 1.0,
-                 max_queue: int = 512):
+                 max_queue: int = 512, budget: int | Callable[[], int] | None = None,
+                 need: Callable[[Any], int] | None = None, load_timeout: float = LOAD_TIMEOUT):
         self._start_runner = start_runner  # blocking: LocalModel -> Engine
         self.max_loaded = max(1, max_loaded)
+        # Bytes every engine may hold together (None: no bound; a callable: measured on the first
+        # load, when the device holds none of ours yet), and what one model's engine needs.
+        self.budget: int | None = budget if not callable(budget) else None
+        self._measure_budget = budget if callable(budget) else None
+        self._need = need
+        self.load_timeout = load_timeout if load_timeout > 0 else math.inf  # Ollama: 0 or less, no bound
+        self.events: SchedulerEvents = _Quiet()
+        self.waiting = 0  # requests waiting for room to load their model
+        self._loading: dict[str, int] = {}  # key -> bytes reserved by a load in progress
+        self._room = asyncio.Condition()  # notified when a model goes idle or is unloaded
         # Ollama's bound on waiting requests. vLLM admits everything into its own queue, so the bound
         # here is on requests in flight (loading, queued in the engine, or generating).
         self.max_queue = max(1, max_queue)
@@ -75,9 +133,13 @@ class Scheduler:
         for entry in [e for e in self._loaded.values() if not e.runner.alive]:
             log.warning("engine for %s died; dropped (the next request reloads it)", entry.key)
             self._loaded.pop(entry.key, None)
-            task = asyncio.get_running_loop().create_task(asyncio.to_thread(entry.runner.shutdown))
-            self._closing.add(task)  # the loop keeps only weak references to tasks
-            task.add_done_callback(self._closing.discard)
+            self._background(self._stop_dead(entry))
+
+    async def _stop_dead(self, entry: Loaded) -> None:
+        try:
+            await asyncio.to_thread(entry.runner.shutdown)
+        finally:
+            await self._notify()
 
     def get_loaded(self, key: str) -> Loaded | None:
         return self._loaded.get(key)
@@ -104,14 +166,24 @@ class Scheduler:
             if entry is None or entry.model.digest != model.digest:
                 if entry is not None:
                     await self._unload(entry)
-                await self._make_room()
+                need = self._need(model) if self._need is not None else 0
+                await self._make_room(key, need)
                 try:
-                    runner = await self._start(model)
-                except Exception as err:
-                    log.exception("loading %s failed", key)
-                    raise EngineError(f"failed to load model: {err}") from err
-                entry = Loaded(key, model, runner, keep_alive)
-                self._loaded[key] = entry
+                    started = time.monotonic()
+                    try:
+                        runner = await asyncio.wait_for(self._start(model), _bound(self.load_timeout))
+                    except TimeoutError:
+                        raise LoadTimeout(f"timed out waiting for {key} to load "
+                                          f"(OLLAMA_LOAD_TIMEOUT {self.load_timeout:g}s)") from None
+                    except Exception as err:
+                        log.exception("loading %s failed", key)
+                        raise EngineError(f"failed to load model: {err}") from err
+                    self.events.loaded(key, time.monotonic() - started)
+                    entry = Loaded(key, model, runner, keep_alive, reserved=need)
+                    self._loaded[key] = entry
+                finally:
+                    self._loading.pop(key, None)
+                    await self._notify()
             entry.keep_alive = keep_alive  # the last caller wins, as in Ollama
             entry.active += 1
             entry.last_used = time.monotonic()
@@ -142,9 +214,22 @@ class Scheduler:
         self.in_flight -= 1
         entry.active -= 1
         entry.last_used = time.monotonic()
+        if entry.active:
+            return
         # (only while it is still the loaded one: a dead engine's replacement may hold the key now)
-        if entry.active == 0 and entry.keep_alive == 0 and self._loaded.get(entry.key) is entry:
-            asyncio.get_running_loop().create_task(self.unload(entry.key))
+        if entry.keep_alive == 0 and self._loaded.get(entry.key) is entry:
+            self._background(self.unload(entry.key))
+        elif self.waiting:
+            self._background(self._notify())  # an idle model can make room for a waiting request
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._closing.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._closing.discard)
+
+    async def _notify(self) -> None:
+        async with self._room:
+            self._room.notify_all()
 
     async def unload(self, key: str) -> bool:
         entry = self._loaded.get(key)
@@ -155,7 +240,8 @@ class Scheduler:
             if entry is None or entry.active:
                 return False
             await self._unload(entry)
-            return True
+        await self._notify()  # its room may be what a waiting request needs
+        return True
 
     async def shutdown(self) -> None:
         """Unload every model: each engine is stopped (process, sockets, zmq context) before this returns."""
@@ -168,7 +254,8 @@ class Scheduler:
         await asyncio.gather(*self._closing, return_exceptions=True)  # dead or orphaned engines being stopped
 
     async def _unload(self, entry: Loaded) -> None:
-        self._loaded.pop(entry.key, None)
+        if self._loaded.get(entry.key) is entry:
+            self._loaded.pop(entry.key, None)
         log.info("unloading %s", entry.key)
         try:
             # In a worker thread: stopping an engine blocks for seconds. It is done when this returns,
@@ -177,12 +264,47 @@ class Scheduler:
         except Exception:  # the entry is gone either way; the next load of this model starts afresh
             log.exception("stopping the engine of %s failed", entry.key)
 
-    async def _make_room(self) -> None:
-        while len(self._loaded) >= self.max_loaded:
-            idle = [m for m in self._loaded.values() if m.active == 0]
-            if not idle:
-                raise ServerBusy("server busy: every loaded model is in use; raise OLLAMA_MAX_LOADED_MODELS")
-            await self._unload(min(idle, key=lambda m: m.last_used))
+    def held(self) -> int:
+        """Bytes the loaded engines and the loads in progress hold against the budget."""
+        return sum(m.reserved for m in self._loaded.values()) + sum(self._loading.values())
+
+    def _fits(self, need: int) -> bool:
+        if len(self._loaded) + len(self._loading) >= self.max_loaded:
+            return False
+        if self.budget is None or not (self._loaded or self._loading):
+            return True  # alone, a model gets the device whatever its estimate says
+        return self.held() + need <= self.budget
+
+    async def _make_room(self, key: str, need: int) -> None:
+        """Reserve room for `key`'s load: unload idle models, least recently used first, until it
+        fits; while busy models hold the room, wait for one to go idle (bounded by the load timeout)."""
+        if self._measure_budget is not None:
+            measure, self._measure_budget = self._measure_budget, None
+            self.budget = await asyncio.to_thread(measure)
+            log.info("memory budget for engines: %.2f GiB", self.budget / (1 << 30))
+        async with self._room:
+            waited_from: float | None = None
+            try:
+                while not self._fits(need):
+                    idle = [m for m in self._loaded.values() if m.active == 0]
+                    if idle:
+                        await self._unload(min(idle, key=lambda m: m.last_used))
+                        continue
+                    if waited_from is None:
+                        waited_from = time.monotonic()
+                        self.waiting += 1
+                        log.info("%s waits for room: every loaded model is in use", key)
+                    remaining = self.load_timeout - (time.monotonic() - waited_from)
+                    try:
+                        await asyncio.wait_for(self._room.wait(), _bound(max(remaining, 0.0)))
+                    except TimeoutError:
+                        raise LoadTimeout(f"timed out waiting for room to load {key}: every loaded model "
+                                          f"is in use (OLLAMA_LOAD_TIMEOUT {self.load_timeout:g}s)") from None
+                self._loading[key] = need
+            finally:
+                if waited_from is not None:
+                    self.waiting -= 1
+                    self.events.waited(time.monotonic() - waited_from)
 
     def _ensure_reaper(self) -> None:
         if self._reaper is None or self._reaper.done():
