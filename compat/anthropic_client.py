@@ -30,7 +30,8 @@ class AnthropicCases:
         self.anthropic = anthropic
         self.client = anthropic.Anthropic(base_url=config.url, api_key="vllama", timeout=config.timeout,
                                           max_retries=0)
-        self.sampling: dict[str, Any] = {"max_tokens": config.num_predict, "temperature": 0}
+        # the SDK (2.x) takes no sampling parameters; /v1/messages still reads them, as Ollama does
+        self.sampling: dict[str, Any] = {"max_tokens": config.num_predict, "extra_body": {"temperature": 0}}
 
     def cases(self) -> list[Case]:
         c = lambda name, fn: Case(CLIENT, name, fn)  # noqa: E731

@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import SMOL
 
 pytestmark = pytest.mark.engine
+# the SDK (2.x) has no sampling parameters any more; /v1/messages still reads them, as Ollama does
+GREEDY = {"temperature": 0}
 TOOLS = [{"name": "get_weather", "description": "The weather in a city",
           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
 
@@ -22,7 +24,7 @@ def client(server):
 
 
 def test_plain_streamed_and_system(client):
-    kwargs = {"model": SMOL, "max_tokens": 12, "temperature": 0, "system": "Answer in one word.",
+    kwargs = {"model": SMOL, "max_tokens": 12, "extra_body": GREEDY, "system": "Answer in one word.",
               "messages": [{"role": "user", "content": "What is the capital of France?"}]}
     message = client.messages.create(**kwargs)
     assert message.model == SMOL and message.stop_reason in ("end_turn", "max_tokens")
@@ -44,7 +46,7 @@ def png() -> str:
 
 def test_tool_and_image_requests(client, server):
     capabilities = httpx.post(server + "/api/show", json={"model": SMOL}).json()["capabilities"]
-    ask = {"model": SMOL, "max_tokens": 40, "temperature": 0,
+    ask = {"model": SMOL, "max_tokens": 40, "extra_body": GREEDY,
            "messages": [{"role": "user", "content": "What is the weather in Paris?"}]}
     if "tools" in capabilities:
         message = client.messages.create(**ask, tools=TOOLS)
