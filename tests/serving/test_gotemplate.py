@@ -58,7 +58,11 @@ def test_comments_render_nothing_and_can_trim():
 def test_missing_map_key_prints_no_value_and_is_false():
     assert render("[{{ .Nope }}]") == "[<no value>]"
     assert render("{{ if .Nope }}yes{{ else }}no{{ end }}") == "no"
-    assert render("{{ .Nope.Deeper }}") == "<no value>"
+    # with Ollama's missingkey=zero a missing key is a nil interface, which cannot be looked into
+    with pytest.raises(TemplateExecError, match=r"at <\.Nope\.Deeper>: nil pointer evaluating interface \{\}\.Deeper"):
+        render("{{ .Nope.Deeper }}")
+    assert render("{{ $x := .Nope }}{{ $x.Deeper }}") == "<no value>"  # a pipeline unwraps it
+    assert render("{{ .Nope.Deeper }}", missing_zero=False) == "<no value>"
 
 
 def test_literals_print_as_go_prints_them():

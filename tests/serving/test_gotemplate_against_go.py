@@ -6,8 +6,8 @@ that it failed. `raw` cases ran with one JSON document as dot (numbers as Go dec
 float64); `ollama` cases ran the way Ollama's template package runs a TEMPLATE layer (messages,
 legacy and fill-in-the-middle paths, tools and tool calls in Ollama's template types). Failures
 are compared word for word (the recording's Go types live in package main, Ollama's in package
-template), except where Go names a value's static type `interface {}`, which gotemplate does not
-track, or where Go panicked.
+template), except where Go panicked or where `slice` names an index's static type (`interface {}`
+for a number taken out of a JSON map, which gotemplate reports by its dynamic type).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def check(case, got: str | None, error: str | None) -> None:
     assert (error is None) == (expected is None), expected or got
     if expected is None:
         assert got == case["out"]
-    elif "interface {}" not in expected and not expected.startswith("panic:"):
+    elif not expected.startswith("panic:") and "slice/array with type interface {}" not in expected:
         assert error == expected.replace("main.", "template.")
 
 

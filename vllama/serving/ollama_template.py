@@ -189,7 +189,7 @@ def _execute_legacy(template: GoTemplate, messages: list[PromptMessage], think: 
     # it as a new template, so neither Ollama's functions nor {{define}}d templates exist there.
     last = GoTemplate(template.source, cut_after_response(template.root))
     out.append(last.execute({"System": system, "Prompt": prompt, "Response": response, **think},
-                            funcs={}))
+                            funcs={}, missing_zero=False))
     return "".join(out)
 
 
@@ -282,7 +282,7 @@ def _go_message(m: PromptMessage) -> GoStruct:
 
 def _go_tool_call(c: PromptToolCall) -> GoStruct:
     arguments = GoMap(_go_number(c.arguments or {}), nil=c.arguments is None,
-                      string=_json_or_empty_object)
+                      string=_json_or_empty_object, untyped=True)
     function = GoStruct("template.templateToolCallFunction",
                         {"Index": c.index, "Name": c.name, "Arguments": arguments})
     return GoStruct("template.templateToolCall", {"ID": c.id, "Function": function})

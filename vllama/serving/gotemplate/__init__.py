@@ -10,9 +10,9 @@ urlquery js`) and the functions Ollama adds (`json`, `currentDate`, `yesterdayDa
 `toTypeScriptType`), and named templates (`define`, `template`, `block`). Unsupported: the
 builtin `call` (an error when called: template data holds no functions).
 
-Fidelity: checked against Go's own text/template on generated templates (outputs and failures
-agree; error wording too, except that a field error on a value taken out of an untyped JSON
-container names its dynamic type where Go says `interface {}`).
+Fidelity: checked against Go's own text/template on generated templates: outputs and failures
+agree, and so does the wording of errors (one known exception: `slice` with an index taken out of
+a JSON map names its dynamic type where Go says `interface {}`).
 
 Values are Python values with Go meaning: `str`, `bool`, `int`, `float`, `None` (a nil interface),
 `list` (a slice), `dict` (a map), plus `GoStruct`, `GoList` and `GoMap` for Go values whose type

@@ -33,8 +33,9 @@ from .nodes import (
 )
 from .values import (
     NO_VALUE,
+    any_typed,
     go_quote,
-    GoMap,
+    holds_interfaces,
     GoStruct,
     TemplateExecError,
     go_print,
@@ -54,11 +55,14 @@ class Continue(Exception):
 
 class State:
     def __init__(self, funcs: dict[str, Callable[..., Any]], data: Any, source: str = "",
-                 defined: dict[str, ListNode] | None = None):
+                 defined: dict[str, ListNode] | None = None, missing_zero: bool = True):
         self.funcs = funcs
         self.defined = defined or {}
         self.name = ""  # the template being executed: "" or a {{define}}d one
-        self.vars: list[tuple[str, Any]] = [("$", data)]
+        # (name, value, boxed): boxed values are Go interface values (see eval_field)
+        self.vars: list[tuple[str, Any, bool]] = [("$", data, False)]
+        self.dot_boxed = False  # whether dot is an interface value (a []any or map element)
+        self.missing_zero = missing_zero  # missingkey=zero (Ollama's) or Go's default
         self.out: list[str] = []
         self.node: Node | None = None
         self.source = source
@@ -74,16 +78,16 @@ class State:
         return TemplateExecError(
             f'template: :{line}:{column}: executing {go_quote(self.name)} at <{context}>: {msg}')
 
-    def var(self, name: str) -> Any:
-        for n, v in reversed(self.vars):
+    def var(self, name: str) -> tuple[Any, bool]:
+        for n, v, boxed in reversed(self.vars):
             if n == name:
-                return v
+                return v, boxed
         raise self.error(f"undefined variable: {name}")
 
-    def set_var(self, name: str, value: Any) -> None:
+    def set_var(self, name: str, value: Any, boxed: bool = False) -> None:
         for i in range(len(self.vars) - 1, -1, -1):
             if self.vars[i][0] == name:
-                self.vars[i] = (name, value)
+                self.vars[i] = (name, value, boxed)
                 return
         raise self.error(f"undefined variable: {name}")
 
@@ -129,20 +133,29 @@ class State:
         if tree is None:
             raise self.error(f'template "{node.name}" not defined', node)
         value = self.eval_pipeline(dot, node.pipe) if node.pipe is not None else NO_VALUE
-        saved = self.vars, self.name
-        self.vars, self.name = [("$", value)], node.name
+        saved = self.vars, self.name, self.dot_boxed
+        self.vars, self.name, self.dot_boxed = [("$", value, False)], node.name, False
         try:
             self.walk(value, tree)
+        except RecursionError:  # Go stops at 100,000 nested calls; Python's stack ends sooner
+            self.vars, self.name, self.dot_boxed = saved
+            raise self.error("exceeded maximum template depth (100000)", node) from None
         finally:
-            self.vars, self.name = saved
+            self.vars, self.name, self.dot_boxed = saved
 
     def walk_if_or_with(self, dot: Any, node: BranchNode) -> None:
         mark = len(self.vars)
         try:
             assert node.pipe is not None and node.list is not None
             value = self.eval_pipeline(dot, node.pipe)
-            if truth(value):
-                self.walk(value if isinstance(node, WithNode) else dot, node.list)
+            if truth(value) and isinstance(node, WithNode):
+                saved, self.dot_boxed = self.dot_boxed, False  # a pipeline's value is unwrapped
+                try:
+                    self.walk(value, node.list)
+                finally:
+                    self.dot_boxed = saved
+            elif truth(value):
+                self.walk(dot, node.list)
             elif node.else_list is not None:
                 self.walk(dot, node.else_list)
         finally:
@@ -167,6 +180,7 @@ class State:
             else:
                 raise self.error(f"range can't iterate over {go_print(value)}")
             ran = False
+            boxed = holds_interfaces(value)
             for index, elem in pairs:
                 ran = True
                 decl = node.pipe.decl
@@ -174,16 +188,17 @@ class State:
                     if node.pipe.is_assign:
                         if len(decl) > 1:
                             self.set_var(decl[0].ident[0], index)
-                            self.set_var(decl[1].ident[0], elem)
+                            self.set_var(decl[1].ident[0], elem, boxed)
                         else:
-                            self.set_var(decl[0].ident[0], elem)
+                            self.set_var(decl[0].ident[0], elem, boxed)
                     else:
                         # the last declared variable is the element, the first the index
                         top = len(self.vars) - 1
-                        self.vars[top] = (self.vars[top][0], elem)
+                        self.vars[top] = (self.vars[top][0], elem, boxed)
                         if len(decl) > 1:
-                            self.vars[top - 1] = (self.vars[top - 1][0], index)
+                            self.vars[top - 1] = (self.vars[top - 1][0], index, False)
                 inner = len(self.vars)
+                saved_boxed, self.dot_boxed = self.dot_boxed, boxed
                 try:
                     self.walk(elem, node.list)
                 except Continue:
@@ -192,6 +207,7 @@ class State:
                     del self.vars[inner:]
                     break
                 finally:
+                    self.dot_boxed = saved_boxed
                     del self.vars[inner:]
             if not ran and node.else_list is not None:
                 try:
@@ -207,18 +223,20 @@ class State:
         value: Any = _MISSING
         for cmd in pipe.cmds:
             value = self.eval_command(dot, cmd, value)
+        if value is None:  # Go unwraps the interface: a nil one is no value at all
+            value = NO_VALUE
         for variable in pipe.decl:
             if pipe.is_assign:
                 self.set_var(variable.ident[0], value)
             else:
-                self.vars.append((variable.ident[0], value))
+                self.vars.append((variable.ident[0], value, False))
         return value
 
     def eval_command(self, dot: Any, cmd: CommandNode, final: Any) -> Any:
         first = cmd.args[0]
         self.node = first
         if isinstance(first, FieldNode):
-            return self.eval_field_chain(dot, dot, first.ident, cmd.args, final)
+            return self.eval_field_chain(dot, dot, first.ident, cmd.args, final, self.dot_boxed)
         if isinstance(first, ChainNode):
             return self.eval_chain(dot, first, cmd.args, final)
         if isinstance(first, IdentifierNode):
@@ -227,11 +245,11 @@ class State:
             self.not_a_function(cmd.args, final)
             return self.eval_pipeline(dot, first)
         if isinstance(first, VariableNode):
-            value = self.var(first.ident[0])
+            value, boxed = self.var(first.ident[0])
             if len(first.ident) == 1:
                 self.not_a_function(cmd.args, final)
                 return value
-            return self.eval_field_chain(dot, value, first.ident[1:], cmd.args, final)
+            return self.eval_field_chain(dot, value, first.ident[1:], cmd.args, final, boxed)
         self.not_a_function(cmd.args, final)
         if isinstance(first, BoolNode):
             return first.value
@@ -257,30 +275,39 @@ class State:
         return self.eval_field_chain(dot, value, chain.fields, args, final)
 
     def eval_field_chain(self, dot: Any, receiver: Any, ident: list[str], args: list[Node],
-                         final: Any) -> Any:
+                         final: Any, boxed: bool = False) -> Any:
         for name in ident[:-1]:
-            receiver = self.eval_field(receiver, name, has_args=False)
+            receiver, boxed = self.eval_field(receiver, name, False, boxed)
         has_args = len(args) > 1 or final is not _MISSING
-        return self.eval_field(receiver, ident[-1], has_args)
+        return self.eval_field(receiver, ident[-1], has_args, boxed)[0]
 
-    def eval_field(self, receiver: Any, name: str, has_args: bool) -> Any:
+    def eval_field(self, receiver: Any, name: str, has_args: bool, boxed: bool) -> tuple[Any, bool]:
+        """One field step, and whether its value is an interface value. `boxed`: the receiver is
+        one (a []any or map element, an `any` field): Go names its type `interface {}`, and a
+        nil one cannot be looked into."""
         if receiver is NO_VALUE:
-            return NO_VALUE
+            return NO_VALUE, False
         if receiver is None:
-            raise self.error(f"nil pointer evaluating interface {{}}.{name}")
+            if boxed:
+                raise self.error(f"nil pointer evaluating interface {{}}.{name}")
+            return NO_VALUE, False
+        typ = "interface {}" if boxed else None
         if isinstance(receiver, GoStruct):
             if name not in receiver.fields:
-                raise self.error(f"can't evaluate field {name} in type {receiver.type_name}")
+                raise self.error(f"can't evaluate field {name} in type {typ or receiver.type_name}")
             if has_args:
                 raise self.error(f"{name} has arguments but cannot be invoked as function")
-            return receiver.fields[name]
+            value = receiver.fields[name]
+            return value, any_typed(value)
         if isinstance(receiver, dict):
             if has_args:
                 raise self.error(f"{name} is not a method but has arguments")
             if name in receiver:
-                return receiver[name]
-            return None if isinstance(receiver, GoMap) else NO_VALUE
-        raise self.error(f"can't evaluate field {name} in type {type_name(receiver)}")
+                return receiver[name], holds_interfaces(receiver)
+            if self.missing_zero:  # the map's zero element: for map[string]any a nil interface
+                return None, True
+            return NO_VALUE, False
+        raise self.error(f"can't evaluate field {name} in type {typ or type_name(receiver)}")
 
     def eval_function(self, dot: Any, node: IdentifierNode, cmd: Node, args: list[Node],
                       final: Any) -> Any:
@@ -337,12 +364,12 @@ class State:
         if isinstance(node, NilNode):
             return None
         if isinstance(node, FieldNode):
-            return self.eval_field_chain(dot, dot, node.ident, [node], _MISSING)
+            return self.eval_field_chain(dot, dot, node.ident, [node], _MISSING, self.dot_boxed)
         if isinstance(node, VariableNode):
-            value = self.var(node.ident[0])
+            value, boxed = self.var(node.ident[0])
             if len(node.ident) == 1:
                 return value
-            return self.eval_field_chain(dot, value, node.ident[1:], [node], _MISSING)
+            return self.eval_field_chain(dot, value, node.ident[1:], [node], _MISSING, boxed)
         if isinstance(node, PipeNode):
             return self.eval_pipeline(dot, node)
         if isinstance(node, IdentifierNode):

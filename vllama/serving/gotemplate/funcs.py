@@ -85,6 +85,8 @@ def _len(item: Any) -> int:
 
 
 def _index_of(value: Any, length: int) -> int:
+    if value is None:
+        raise TemplateExecError("cannot index slice/array with nil")
     if isinstance(value, bool) or not isinstance(value, int):
         raise TemplateExecError(f"cannot index slice/array with type {type_name(value)}")
     if value < 0 or value >= length:
@@ -127,6 +129,8 @@ def _slice(item: Any, *indexes: Any) -> Any:
         raise TemplateExecError(f"can't slice item of type {type_name(item)}")
     bounds = [0, len(data)]
     for i, index in enumerate(indexes[:2]):
+        if index is None:
+            raise TemplateExecError("cannot index slice/array with nil")
         if isinstance(index, bool) or not isinstance(index, int):
             raise TemplateExecError(f"cannot index slice/array with type {type_name(index)}")
         if index < 0 or index > len(data):

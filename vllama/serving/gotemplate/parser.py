@@ -245,10 +245,10 @@ class Parser:
         """A named body up to its {{end}}, parsed as its own tree (fresh variables), as Go does."""
         if expect_right:
             self.expect("right", context)
-        saved = self.vars, self.range_depth
-        self.vars, self.range_depth = ["$"], 0
+        saved = self.vars, self.range_depth, self.action_line
+        self.vars, self.range_depth, self.action_line = ["$"], 0, 0  # a new tree, as in Go
         body, end = self.item_list()
-        self.vars, self.range_depth = saved
+        self.vars, self.range_depth, self.action_line = saved
         if not isinstance(end, EndNode):
             raise self.error(f"unexpected {{{{else}}}} in {context}")
         previous = self.defined.get(name)

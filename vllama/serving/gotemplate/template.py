@@ -67,11 +67,12 @@ class GoTemplate:
         return {name.lower() for tree in trees for n in tree.nodes for name in identifiers(n)}
 
     def execute(self, data: Any, *, funcs: dict[str, Callable[..., Any]] | None = None,
-                today: _dt.date | None = None) -> str:
+                today: _dt.date | None = None, missing_zero: bool = True) -> str:
         """Render with `data` as dot. `funcs` replaces Ollama's function set (None: Ollama's, with
-        currentDate answering `today`); Go's builtins are always there."""
+        currentDate answering `today`); Go's builtins are always there. `missing_zero`: the
+        missingkey=zero option Ollama parses its templates with (False: Go's default)."""
         state = State(ollama_funcs(today) if funcs is None else funcs, data, self.source,
-                      self.defined)
+                      self.defined, missing_zero)
         try:
             state.walk(data, self.root)
         except (Break, Continue):  # unreachable: the parser keeps them inside range

@@ -63,21 +63,23 @@ class GoList(list):
 
     def __init__(self, items: Any = (), *, nil: bool = False,
                  string: Callable[[GoList], str] | None = None,
-                 marshal: Callable[[GoList], Any] | None = None):
+                 marshal: Callable[[GoList], Any] | None = None, untyped: bool = False):
         super().__init__(items)
         self.nil = nil
         self.string = string
         self.marshal = marshal
+        self.untyped = untyped  # a []any: elements are interface values
 
 
 class GoMap(dict):
     """A Go map of a named type: may be nil and may carry a `String()` method."""
 
     def __init__(self, items: Any = (), *, nil: bool = False,
-                 string: Callable[[GoMap], str] | None = None):
+                 string: Callable[[GoMap], str] | None = None, untyped: bool = False):
         super().__init__(items)
         self.nil = nil
         self.string = string
+        self.untyped = untyped  # a map[string]any: values are interface values
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,3 +292,20 @@ def go_quote(s: str) -> str:
             out.append(f"\\U{ord(ch):08x}")
     out.append('"')
     return "".join(out)
+
+
+def holds_interfaces(container: Any) -> bool:
+    """Whether a container's elements are Go interface values ([]any, map[string]any): a field
+    error on one names `interface {}`, and a nil one cannot be looked into."""
+    if isinstance(container, (GoList, GoMap)):
+        return container.untyped
+    return isinstance(container, (list, tuple, dict))
+
+
+def any_typed(value: Any) -> bool:
+    """Whether a struct field holding `value` is an `any` field (raw JSON: maps, lists, numbers,
+    null) rather than a typed one."""
+    if isinstance(value, (GoStruct, GoList, GoMap, str, bool, int)):
+        return False
+    return value is None or isinstance(value, (dict, list, tuple, float))
+
