@@ -41,7 +41,7 @@ def register() -> None:
         return
     from vllm.v1.worker.cpu_model_runner import CPUModelRunner
 
-    original = CPUModelRunner.sample_tokens
+    original: Any = CPUModelRunner.sample_tokens
 
     def sample_tokens(self: Any, grammar_output: Any) -> Any:
         hidden = _take_discarded_generators(self)
@@ -51,7 +51,7 @@ def register() -> None:
             self.input_batch.generators.update(hidden)
 
     sample_tokens.__doc__ = original.__doc__
-    CPUModelRunner.sample_tokens = sample_tokens  # type: ignore[method-assign]
+    CPUModelRunner.sample_tokens = sample_tokens  # type: ignore[method-assign, assignment]
     _patched = True
     log.debug("vllama: seeded sampling during chunked prefill patched for the CPU model runner")
 

@@ -22,6 +22,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -74,6 +75,7 @@ def fetch_manifest(base: str, name: ModelName) -> RemoteManifest:
     if response.status_code >= 400:
         raise PullError(f"pull model manifest: {response.status_code}: {response.text.strip()}")
     raw = response.content
+    data: Any
     try:
         data = json.loads(raw) if len(raw) <= _MAX_MANIFEST else None
     except ValueError:

@@ -34,12 +34,12 @@ import tempfile
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from ..config import models_dir
 from . import info
@@ -269,7 +269,8 @@ class ModelStore:
         self.partial_dir = self.root / "partial"
         if ollama is _DEFAULT:
             ollama = OllamaStore() if root is None else None
-        self.ollama = OllamaStore(ollama) if isinstance(ollama, (str, Path)) else ollama
+        self.ollama: OllamaStore | None = (
+            OllamaStore(Path(ollama)) if isinstance(ollama, (str, Path)) else cast("OllamaStore | None", ollama))
         self._pins: Counter[str] = Counter()
         self._lock = threading.RLock()
         self._converting: dict[str, threading.Lock] = {}
@@ -450,7 +451,7 @@ class ModelStore:
             found = self._find_ollama(parsed)
             if found is None:
                 raise ModelNotFound(str(name))
-            return self._from_ollama(self.ollama.read(*found), ORIGIN_OLLAMA)
+            return self._from_ollama(self.ollama.read(*found), ORIGIN_OLLAMA)  # type: ignore[union-attr]
         stored = path.relative_to(self.manifests_dir).parts
         return self._load(ModelName(model=stored[2], tag=stored[3], namespace=stored[1], host=stored[0]), path)
 
@@ -493,7 +494,7 @@ class ModelStore:
             raise ValueError(f"{model.name} is a split GGUF; vllama dequantises single-file GGUFs only "
                              "(merge the parts with llama.cpp's gguf-split --merge, then `vllama create`)")
         if m.model_path is None or not m.model_path.is_file():
-            raise FileNotFoundError(f"{model.name}: the model layer {m.model_layer.digest} is missing")
+            raise FileNotFoundError(f"{model.name}: the model layer {m.model_layer.digest} is missing")  # type: ignore[union-attr]
         with self._lock:
             lock = self._converting.setdefault(model.path.name, threading.Lock())
         with lock:
@@ -536,7 +537,7 @@ class ModelStore:
                        revision: str | None = None, extra: dict[str, Any] | None = None) -> LocalModel:
         """Point `name` at these blobs ({path, digest, size}); they must already be in the store."""
         parsed = name if isinstance(name, ModelName) else ModelName.parse(name)
-        entries = []
+        entries: list[dict[str, Any]] = []
         for f in files:
             digest = f"sha256:{parse_digest(f['digest'])}"
             blob = self.blob_path(digest)
@@ -564,7 +565,7 @@ class ModelStore:
             atomic_write(path, data)
         return self.get(parsed)
 
-    def _details(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    def _details(self, entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
         by_path = {e["path"]: self.blob_path(e["digest"]) for e in entries}
         config = json.loads(by_path["config.json"].read_text(encoding="utf-8"))
         weights = [blob for path, blob in by_path.items() if path.endswith(".safetensors")]
@@ -643,7 +644,7 @@ class ModelStore:
             if path is None:
                 found = self._find_ollama(parsed)
                 if found is not None:
-                    raise ReadOnlyModel(found[0].display, self.ollama.root)
+                    raise ReadOnlyModel(found[0].display, self.ollama.root)  # type: ignore[union-attr]
                 raise ModelNotFound(str(name))
             try:
                 digests = _manifest_blobs(json.loads(path.read_bytes()))
@@ -710,7 +711,7 @@ class ModelStore:
 
     # -- loadable folders ---------------------------------------------------------------------
 
-    def _ensure_snapshot(self, digest: str, files: list[dict[str, Any]]) -> Path:
+    def _ensure_snapshot(self, digest: str, files: Sequence[dict[str, Any]]) -> Path:
         """`snapshots/<digest>/`, links to the blobs under their repo paths; rebuilt when broken."""
         target = self.snapshots_dir / digest
         if target.is_dir() and all((target / f["path"]).is_file() for f in files):
