@@ -7,9 +7,9 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
-from .base import Chunk, Completion, EngineError, InvalidRequest
+from .base import Chunk, Completion, EngineError, InvalidRequest, Logprob, TokenLogprob
 from .teardown import close_async_llm
 
 log = logging.getLogger("vllama.engine")
@@ -167,18 +167,18 @@ def _describe(request: Completion) -> str:
 MIN_LOGPROB = -9999.0
 
 
-def _entry(token: str | None, logprob: float) -> dict[str, Any]:
+def _entry(token: str | None, logprob: float) -> TokenLogprob:
     text = token or ""
     finite = logprob if math.isfinite(logprob) else MIN_LOGPROB
     return {"token": text, "logprob": max(finite, MIN_LOGPROB), "bytes": list(text.encode("utf-8"))}
 
 
-def _ollama_logprobs(completion: Any, top: int) -> list[dict[str, Any]]:
+def _ollama_logprobs(completion: Any, top: int) -> list[Logprob]:
     """vLLM's per-position {token_id: Logprob} -> Ollama's [{token, logprob, bytes, top_logprobs}]."""
-    out = []
+    out: list[Logprob] = []
     for token_id, candidates in zip(completion.token_ids, completion.logprobs or []):
         chosen = candidates[token_id]
-        item = _entry(chosen.decoded_token, chosen.logprob)
+        item = cast(Logprob, _entry(chosen.decoded_token, chosen.logprob))
         if top:
             ranked = sorted(candidates.values(), key=lambda c: c.logprob, reverse=True)[:top]
             item["top_logprobs"] = [_entry(c.decoded_token, c.logprob) for c in ranked]
