@@ -45,26 +45,35 @@ def build(settings: EngineSettings, store: ModelStore | None = None, bind_host: 
     from .api.app import build_app
     from .engine.args import on_gpu
     from .engine.memory import budget as memory_budget
-    from .engine.memory import device_memory, parse_bytes
+    from .engine.memory import Estimate, device_memory, parse_bytes
     from .engine.scheduler import Scheduler, load_timeout
+    from .engine.stats import watch
     from .models.store import ModelStore
 
     store = store or ModelStore()
 
     def start_runner(model: LocalModel) -> Engine:
-        model = store.servable(model)  # a GGUF-born model is dequantised here, once, on its first load
+        from .engine.gguf_args import gguf_engine_kwargs, native_gguf
+
+        native = native_gguf(model, store.root)  # on a GPU with vLLM's GGUF loader: the GGUF as is
+        if native is None:
+            model = store.servable(model)  # else a GGUF-born model is dequantised here, once, on its first load
         if "embedding" in model.capabilities:
             from .engine.embedder import VllmEmbedder, embedder_kwargs
 
-            return VllmEmbedder.start(embedder_kwargs(settings, model))
+            embedder = VllmEmbedder.start(embedder_kwargs(settings, model))
+            watch(embedder, embedder.engine)  # vLLM's figures for /metrics
+            return embedder
         from .engine.runner import VllmRunner
 
         max_len = model.config.get("max_position_embeddings")
-        return VllmRunner.start(settings.engine_kwargs(str(model.path), max_len, model.config, model.files))
+        kwargs = settings.engine_kwargs(str(model.path), max_len, model.config, model.files)
+        runner = VllmRunner.start(gguf_engine_kwargs(kwargs, *native) if native else kwargs)
+        watch(runner, runner.engine)
+        return runner
 
-    def need(model: LocalModel) -> int:
-        return settings.estimate(model.config, model.files, model.config.get("max_position_embeddings"),
-                                 on_gpu()).total
+    def need(model: LocalModel) -> Estimate:
+        return settings.estimate(model.config, model.files, model.config.get("max_position_embeddings"), on_gpu())
 
     def budget() -> int:
         overhead = parse_bytes(env("OLLAMA_GPU_OVERHEAD") or "0")

@@ -22,6 +22,7 @@ from .errors import APIError, status_and_message
 from .gojson import GoDecodeError
 from .http import error_response
 from .metrics import ROUTES as metrics_routes
+from .metrics import RequestMetrics, ServerMetrics
 from .ollama.cloud import ROUTES as cloud_routes
 from .ollama.models import ROUTES as model_routes
 from .ollama.routes import ROUTES as ollama_routes
@@ -60,8 +61,9 @@ def build_app(store: ModelStore, scheduler: Scheduler, keep_alive: float | None 
     app = Starlette(
         routes=[*ollama_routes, *metrics_routes, *model_routes, *openai_routes, *responses_routes,
                 *anthropic_routes, *cloud_routes],
-        # CORS, the DNS-rebinding Host check (when bound to loopback) and VLLAMA_API_KEY
-        middleware=[Middleware(SecurityMiddleware, bind_host=bind_host)],
+        # CORS, the DNS-rebinding Host check (when bound to loopback) and VLLAMA_API_KEY; outside
+        # them, every answer counted for /metrics (refusals too)
+        middleware=[Middleware(RequestMetrics), Middleware(SecurityMiddleware, bind_host=bind_host)],
         exception_handlers={APIError: _failure, ServingError: _failure, GoDecodeError: _failure,
                             HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
@@ -70,4 +72,5 @@ def build_app(store: ModelStore, scheduler: Scheduler, keep_alive: float | None 
                                        default_keep_alive() if keep_alive is None else keep_alive)
     app.state.store = store  # the tests' handle on what the app serves
     app.state.scheduler = scheduler
+    app.state.metrics = ServerMetrics(scheduler, app.routes)
     return app

@@ -43,7 +43,10 @@ class VllmRunner:
             import vllm.tool_parsers  # noqa: F401
             from vllm.platforms import current_platform
 
-            return cls(engine, engine.model_config.max_model_len, engine_kwargs.get("kv_cache_memory_bytes") or 0,
+            from .memory import allocated_kv_bytes
+
+            # the KV cache as the started engine allocated it (its blocks), for /api/ps
+            return cls(engine, engine.model_config.max_model_len, allocated_kv_bytes(engine.vllm_config),
                        not current_platform.is_cpu())
         except BaseException:
             close_async_llm(engine)  # a started engine is never left to the garbage collector

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from ..config import FOREVER, env, parse_go_duration
 from .base import Engine, EngineError
+from .memory import Estimate
 
 log = logging.getLogger("vllama.scheduler")
 
@@ -35,6 +36,7 @@ class Loaded:
     runner: Engine
     keep_alive: float
     reserved: int = 0  # bytes counted against the memory budget (the estimate it was loaded with)
+    weights: int = 0  # of those, the weights' (0: not estimated; /api/ps then shows the files' size)
     active: int = 0
     last_used: float = field(default_factory=time.monotonic)
     loaded_at: float = field(default_factory=time.monotonic)
@@ -100,7 +102,7 @@ class _Quiet:
 class Scheduler:
     def __init__(self, start_runner: Callable[[Any], Engine], max_loaded: int = 3, check_every: float = 1.0,
                  max_queue: int = 512, budget: int | Callable[[], int] | None = None,
-                 need: Callable[[Any], int] | None = None, load_timeout: float = LOAD_TIMEOUT):
+                 need: Callable[[Any], Estimate] | None = None, load_timeout: float = LOAD_TIMEOUT):
         self._start_runner = start_runner  # blocking: LocalModel -> Engine
         self.max_loaded = max(1, max_loaded)
         # Bytes every engine may hold together (None: no bound; a callable: measured on the first
@@ -166,8 +168,8 @@ class Scheduler:
             if entry is None or entry.model.digest != model.digest:
                 if entry is not None:
                     await self._unload(entry)
-                need = self._need(model) if self._need is not None else 0
-                await self._make_room(key, need)
+                need = self._need(model) if self._need is not None else Estimate(0, 0, 0)
+                await self._make_room(key, need.total)
                 try:
                     started = time.monotonic()
                     try:
@@ -179,7 +181,7 @@ class Scheduler:
                         log.exception("loading %s failed", key)
                         raise EngineError(f"failed to load model: {err}") from err
                     self.events.loaded(key, time.monotonic() - started)
-                    entry = Loaded(key, model, runner, keep_alive, reserved=need)
+                    entry = Loaded(key, model, runner, keep_alive, reserved=need.total, weights=need.weights)
                     self._loaded[key] = entry
                 finally:
                     self._loading.pop(key, None)

@@ -203,7 +203,8 @@ def embed_response(model: str, embeddings: list[list[float]], total_duration: in
 
 def ps_entry(entry: Loaded) -> dict[str, Any]:
     model, runner = entry.model, entry.runner
-    size = model.size + runner.cache_bytes
+    # What the engine holds: the weights (as it runs them) and the KV cache it allocated
+    size = (entry.weights or model.size) + runner.cache_bytes
     return {
         "name": model.name, "model": model.name, "size": size, "digest": model.digest,
         "details": model.details, "expires_at": rfc3339(entry.expires_at),
