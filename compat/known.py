@@ -11,7 +11,7 @@ from __future__ import annotations
 KNOWN_DIFFERENCES: dict[str, str] = {
     "KD-1": "a wrongly typed option is a 400, not Ollama's 500",
     "KD-2": "/api/tags, /api/show, /api/ps details: format safetensors, vLLM's dtype as quantization_level",
-    "KD-3": "embeddings only from embedding models: a generation model is a 400",
+    # KD-3 (embeddings only from embedding models) is retired: a generation model embeds, as on Ollama
     "KD-4": "an error in the middle of a /v1 stream is an SSE error event; Ollama's stream just stops",
 }
 

@@ -76,13 +76,17 @@ class FakeStore:
     def _model(name: str, capabilities: list[str]) -> Any:
         display = ModelName.parse(name).display
         # the fields of vllama.engine.base.ModelRecord
-        return SimpleNamespace(
+        model = SimpleNamespace(
             name=display, model_name=ModelName.parse(name), digest="ab" * 32, size=1000, config={}, capabilities=capabilities,
             details={"parent_model": "", "format": "safetensors", "family": "llama", "families": ["llama"],
                      "parameter_size": "1M", "quantization_level": "F32"},
             parameters={}, path=Path("/nonexistent"), manifest={}, files=[],
-            modified_at=datetime.fromtimestamp(0, timezone.utc),
+            modified_at=datetime.fromtimestamp(0, timezone.utc), for_embedding=False,
         )
+        # /api/embed's view of it, as LocalModel.embedding_view makes one
+        model.embedding_view = lambda: SimpleNamespace(**{**vars(model), "capabilities": ["embedding"],
+                                                          "for_embedding": True})
+        return model
 
     def get(self, name: str) -> Any:
         key = ModelName.parse(name).key  # raises InvalidName

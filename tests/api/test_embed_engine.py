@@ -13,7 +13,7 @@ import ollama
 import openai
 import pytest
 
-from tests.conftest import MINILM, SMOL
+from tests.conftest import MINILM
 
 pytestmark = pytest.mark.engine
 DIM = 384
@@ -133,9 +133,6 @@ def test_errors_through_the_ollama_client(client):
     with pytest.raises(ollama.ResponseError) as err:
         client.embed(model="no-such-model", input="x")
     assert (err.value.status_code, err.value.error) == (404, "model 'no-such-model' not found")
-    with pytest.raises(ollama.ResponseError) as err:
-        client.embed(model=SMOL, input="x")
-    assert (err.value.status_code, err.value.error) == (400, f'"{SMOL}" does not support embeddings')
     with pytest.raises(ollama.ResponseError) as err:
         client.embeddings(model="no-such-model", prompt="x")
     assert err.value.status_code == 404 and "try pulling it first" in err.value.error

@@ -185,8 +185,6 @@ def test_embed_errors(url):
     cases = [
         ({"model": "nope", "input": "x"}, 404, "model 'nope' not found"),
         ({"input": "x"}, 404, "model '' not found"),
-        ({"model": "fake", "input": "x"}, 400, '"fake" does not support embeddings'),
-        ({"model": "fake"}, 400, '"fake" does not support embeddings'),
         ({"model": EMB, "input": "x", "truncate": "yes"}, 400,
          "json: cannot unmarshal string into Go struct field .truncate of type bool"),
         ({"model": EMB, "input": "x", "keep_alive": "300"}, 400, None),
@@ -245,7 +243,6 @@ def test_legacy_embeddings_errors_and_empty_prompt(url, embedder):
     cases = [
         ({"prompt": "x"}, 400, "model is required"),
         ({"model": "nope", "prompt": "x"}, 404, 'model "nope" not found, try pulling it first'),
-        ({"model": "fake", "prompt": "x"}, 400, '"fake" does not support embeddings'),
         ({"model": EMB, "prompt": " ".join(["w"] * 40)}, 500, "the input length exceeds the context length"),
     ]
     for body, status, message in cases:
@@ -292,7 +289,6 @@ def test_v1_embeddings_errors(url):
          "Invalid value for 'encoding_format' = int8. Supported values: ['float', 'base64']."),
         ({"model": EMB, "input": [[1, 2, 3]]}, 400, "invalid input type"),
         ({"model": "nope", "input": "x"}, 404, "model 'nope' not found"),
-        ({"model": "fake", "input": "x"}, 400, '"fake" does not support embeddings'),
     ]
     for body, status, message in cases:
         r = httpx.post(url + "/v1/embeddings", json=body)

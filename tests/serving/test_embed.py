@@ -48,7 +48,6 @@ def test_no_input_only_loads():
 
 
 @pytest.mark.parametrize("name, legacy, kind, message", [
-    ("fake", False, BadRequest, '"fake" does not support embeddings'),
     ("nope", False, NotFound, "model 'nope' not found"),
     ("nope", True, NotFound, 'model "nope" not found, try pulling it first'),
     ("", True, BadRequest, "model is required"),

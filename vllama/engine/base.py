@@ -187,6 +187,15 @@ class ModelRecord(Protocol):
     def capabilities(self) -> list[str]: ...
 
     @property
+    def for_embedding(self) -> bool:
+        """Whether this is the view /api/embed loads (a generation model on the pooling runner)."""
+        ...
+
+    def embedding_view(self) -> ModelRecord:
+        """The model as the embedding routes load it: capabilities ["embedding"], `for_embedding`."""
+        ...
+
+    @property
     def parameters(self) -> dict[str, Any]:
         """Option defaults: generation_config.json, then the Modelfile's PARAMETERs."""
         ...

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .base import EngineError
+from .base import EngineError, ModelRecord
 from .teardown import close_async_llm
 
 log = logging.getLogger("vllama.engine")
@@ -47,13 +47,16 @@ def max_input_tokens(model_path: str | Path, config: dict[str, Any]) -> int | No
     return value if isinstance(value, int) else None
 
 
-def embedder_kwargs(settings: Any, model: Any) -> dict[str, Any]:
-    """The server's engine arguments for an embedding model: the same CPU/GPU defaults and overrides,
-    with max_model_len no longer than the model takes (vLLM refuses a longer one)."""
+def embedder_kwargs(settings: Any, model: ModelRecord) -> dict[str, Any]:
+    """The server's engine arguments for an embedding model (or a generation model's embedding view):
+    the same CPU/GPU defaults and overrides, with max_model_len no longer than the model takes (vLLM
+    refuses a longer one)."""
     limit = max_input_tokens(model.path, model.config)
     kwargs = settings.engine_kwargs(str(model.path), limit)
     if limit and kwargs.get("max_model_len", 0) > limit:
         kwargs["max_model_len"] = limit
+    if model.for_embedding:  # a generation model: vLLM's `--convert embed` (last-token pooling)
+        kwargs["convert"] = "embed"
     return kwargs
 
 

@@ -35,7 +35,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -150,6 +150,9 @@ class LocalModel:
     model_name: ModelName = field(compare=False)
     origin: str = ORIGIN_VLLAMA  # which store holds the manifest
     ollama: OllamaManifest | None = field(default=None, compare=False)  # an Ollama-format (GGUF) manifest
+    # The model as /api/embed loads it whatever it is: a generation model then runs on vLLM's pooling
+    # runner converted for embedding (`convert="embed"`), as Ollama embeds with any model.
+    for_embedding: bool = False
 
     def __hash__(self) -> int:  # the dict fields are not hashable; name and digest identify a model
         return hash((self.name, self.digest))
@@ -191,8 +194,13 @@ class LocalModel:
         """Whether `path` holds the dequantised folder vLLM loads (always, for safetensors models)."""
         return (self.path / "config.json").is_file()
 
+    def embedding_view(self) -> LocalModel:
+        return replace(self, for_embedding=True)
+
     @cached_property
     def capabilities(self) -> list[str]:
+        if self.for_embedding:
+            return ["embedding"]
         if self.ollama is not None:
             return _gguf_capabilities(self)
         return info.capabilities(self)
@@ -500,7 +508,7 @@ class ModelStore:
         with lock:
             if not model.is_converted:
                 self._convert(m.model_path, model.path)
-        return self._from_ollama(m, model.origin)
+        return replace(self._from_ollama(m, model.origin), for_embedding=model.for_embedding)
 
     def _convert(self, gguf: Path, folder: Path) -> None:
         from .gguf import dequantize_gguf  # torch and transformers: only when a conversion is due

@@ -1,4 +1,5 @@
-"""Embeddings, whatever the route: resolve an embedding model, load it (also for no input: that is
+"""Embeddings, whatever the route: resolve the model (any model: a generation model is loaded a
+second time, on the pooling runner), load it (also for no input: that is
 Ollama's way to preload), embed, release. Vectors come back as floats; each dialect encodes them."""
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ async def _model(job: Job, legacy: bool) -> ModelRecord:
         raise
     if model is None:
         raise NotFound("model '' not found")
-    if "embedding" not in model.capabilities:
-        raise BadRequest(f'"{name}" does not support embeddings')
-    return model
+    if "embedding" in model.capabilities:
+        return model
+    # Ollama embeds with any model: a generation model runs on vLLM's pooling runner converted for
+    # embedding (last-token pooling, as llama.cpp's is for a model without a pooling type).
+    return model.embedding_view()
 
 
 async def embed(ctx: ServingContext, req: EmbedRequest, texts: list[str], *, normalize: bool,
@@ -54,7 +57,8 @@ async def embed(ctx: ServingContext, req: EmbedRequest, texts: list[str], *, nor
         vectors: list[list[float]] = []
         count = 0
         if texts:
-            # The scheduler starts an Embedder for every model with the embedding capability.
+            # The scheduler starts an Embedder for every model with the embedding capability (which
+            # the embedding view of a generation model has).
             embedder = cast(Embedder, entry.runner)
             vectors, count = await embedder.embed(
                 texts, req.truncate, req.dimensions if req.dimensions > 0 else None,

@@ -27,6 +27,12 @@ from .requests import ChatRequest, CommonRequest, GenerateRequest
 NUM_KEEP = 4  # Ollama keeps the first tokens of a prompt it has to truncate
 
 
+def engine_key(model: ModelRecord) -> str:
+    """The scheduler's key for the engine a request needs: a generation model embedding (on the
+    pooling runner) is a second engine for the same weights, keyed apart from its generation one."""
+    return model.name.lower() + ("#embed" if model.for_embedding else "")
+
+
 class Job:
     """One request from arrival to its last event: holds the loaded model while it runs."""
 
@@ -51,7 +57,7 @@ class Job:
 
     async def load(self, model: ModelRecord) -> Loaded:
         try:
-            self.entry = await self.ctx.scheduler.acquire(model.name.lower(), model, self.keep_alive)
+            self.entry = await self.ctx.scheduler.acquire(engine_key(model), model, self.keep_alive)
         except ServerBusy as err:
             raise Busy(str(err)) from None
         except EngineError as err:
