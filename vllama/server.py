@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
+import time
 from typing import TYPE_CHECKING
 
 from .config import env, env_int, is_loopback, server_host
@@ -61,7 +63,9 @@ def build(settings: EngineSettings, store: ModelStore | None = None, bind_host: 
         if "embedding" in model.capabilities:
             from .engine.embedder import VllmEmbedder, embedder_kwargs
 
-            embedder = VllmEmbedder.start(embedder_kwargs(settings, model))
+            kwargs = embedder_kwargs(settings, model)
+            kwargs.update(settings.pooling_memory_kwargs(model.config, model.files, kwargs["max_model_len"]))
+            embedder = VllmEmbedder.start(kwargs)
             watch(embedder, embedder.engine)  # vLLM's figures for /metrics
             return embedder
         from .engine.runner import VllmRunner
@@ -90,10 +94,40 @@ def serve(args: argparse.Namespace) -> None:
 
     settings = settings_from_args(args)
     settings.apply_process_env()
+    from .engine.launch import allow_fork, import_early
+
+    allow_fork()  # this process runs no kernels: engine cores are forked from it, not spawned
+    import_early()  # overlaps vLLM's import with the server's start and the first request's arrival
     hp = server_host()
     if not is_loopback(hp.host):
         log.warning("listening on %s: reachable from other machines", hp.host)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = build(settings, bind_host=hp.host)
     log.info("vllama listening on %s", hp.url)
+    preload = [name.strip() for name in env("VLLAMA_PRELOAD").split(",") if name.strip()]
+    if preload:
+        threading.Thread(target=_preload, args=(hp.url, preload), name="vllama-preload", daemon=True).start()
     uvicorn.run(app, host=hp.host, port=hp.port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+def _preload(url: str, names: list[str]) -> None:
+    """Load the VLLAMA_PRELOAD models the way an Ollama user does: an empty generate request each,
+    sent once the server answers, one after another."""
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.head(url + "/", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    key = env("VLLAMA_API_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    for name in names:
+        try:
+            response = httpx.post(url + "/api/generate", json={"model": name}, headers=headers, timeout=None)
+            if response.status_code != 200:
+                log.warning("preloading %s failed: %s", name, response.text.strip())
+        except httpx.HTTPError as err:
+            log.warning("preloading %s failed: %s", name, err)

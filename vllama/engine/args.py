@@ -14,6 +14,7 @@ from typing import Any
 
 from ..config import _env, env_int
 from . import memory
+from .cpu_features import cpu_dtype
 
 # flag name -> (AsyncEngineArgs field, type)
 COMMON_ARGS: dict[str, tuple[str, type]] = {
@@ -111,7 +112,7 @@ class EngineSettings:
                  gpu: bool) -> memory.Estimate:
         """What an engine for this model holds: weights, a KV cache for its context and
         OLLAMA_NUM_PARALLEL sequences (Ollama's default 1; vLLM batches requests inside it), overhead."""
-        dtype = self.overrides.get("dtype") or (None if gpu else "float32")
+        dtype = self.overrides.get("dtype") or (None if gpu else cpu_dtype())
         est = memory.estimate(config, files, dtype=dtype, context=self.context_length(model_max_len, gpu),
                               parallel=env_int("OLLAMA_NUM_PARALLEL", 0) or 1, gpu=gpu)
         if not est.kv_cache and not gpu:
@@ -135,8 +136,8 @@ class EngineSettings:
             "enable_log_requests": False,
         }
         if not gpu:
-            # fp32 on AVX2; compile mode took 108 s to start here and gained nothing.
-            kwargs.update(dtype="float32", enforce_eager=True, kv_cache_memory_bytes=CPU_KV_CACHE_BYTES)
+            # bf16 where the CPU has bf16 units, else fp32; compile mode took 108 s to start and gained nothing.
+            kwargs.update(dtype=cpu_dtype(), enforce_eager=True, kv_cache_memory_bytes=CPU_KV_CACHE_BYTES)
         if not any(name in self.overrides for name in MEMORY_ARGS):
             kwargs.update(self.memory_kwargs(config or {}, files or [], model_max_len, gpu, device))
         kwargs.update(self.overrides)
@@ -154,6 +155,14 @@ class EngineSettings:
             share = est.total / max(1, device.total) + GPU_SHARE_MARGIN
             sized["gpu_memory_utilization"] = round(min(MAX_GPU_SHARE, share), 4)
         return sized
+
+    def pooling_memory_kwargs(self, config: dict[str, Any], files: list[dict[str, Any]],
+                              max_len: int) -> dict[str, Any]:
+        """An embedding model's share of a GPU, sized as engine_kwargs sizes a generation model's
+        (on the CPU its engine keeps the fixed cache: nothing here)."""
+        if not on_gpu() or any(name in self.overrides for name in MEMORY_ARGS):
+            return {}
+        return self.memory_kwargs(config, files, max_len, True, None)
 
 
 def _has_cuda_device() -> bool:

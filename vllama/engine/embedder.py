@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import EngineError, ModelRecord
+from .launch import launch_async_llm
 from .teardown import close_async_llm
 
 log = logging.getLogger("vllama.engine")
@@ -87,10 +88,9 @@ class VllmEmbedder:
     def start(cls, engine_kwargs: dict[str, Any]) -> VllmEmbedder:
         """Blocking (seconds): call from a worker thread."""
         from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
 
         kwargs = {**engine_kwargs, "runner": "pooling"}
-        engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+        engine = launch_async_llm(AsyncEngineArgs(**kwargs))
         try:
             return cls(engine, engine.model_config.max_model_len)
         except BaseException:

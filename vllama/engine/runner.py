@@ -9,7 +9,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
+from . import grammars
 from .base import Chunk, Completion, EngineError, InvalidRequest, Logprob, TokenLogprob
+from .launch import launch_async_llm
 from .teardown import close_async_llm
 
 log = logging.getLogger("vllama.engine")
@@ -33,10 +35,8 @@ class VllmRunner:
     def start(cls, engine_kwargs: dict[str, Any]) -> VllmRunner:
         """Blocking (seconds to minutes): call from a worker thread."""
         from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
 
-        args = AsyncEngineArgs(**engine_kwargs)
-        engine = AsyncLLM.from_engine_args(args)
+        engine = launch_async_llm(AsyncEngineArgs(**engine_kwargs))
         try:
             # Import the tool-call machinery here, in the loading thread, not on the event loop later.
             import vllm.entrypoints.openai.chat_completion.protocol  # noqa: F401
@@ -88,6 +88,8 @@ class VllmRunner:
             structured = StructuredOutputsParams(regex=request.regex)
         elif request.json_schema:
             structured = StructuredOutputsParams(json=request.json_schema)
+        elif request.want_json and grammars.JSON_OBJECT:  # bounded whitespace, as Ollama's grammar
+            structured = StructuredOutputsParams(grammar=grammars.JSON_OBJECT)
         elif request.want_json:
             structured = StructuredOutputsParams(json_object=True)
         try:

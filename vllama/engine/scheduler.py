@@ -168,7 +168,8 @@ class Scheduler:
             if entry is None or entry.model.digest != model.digest:
                 if entry is not None:
                     await self._unload(entry)
-                need = self._need(model) if self._need is not None else Estimate(0, 0, 0)
+                # in a thread: the estimate asks vLLM's platform, whose import may still be under way
+                need = await asyncio.to_thread(self._need, model) if self._need is not None else Estimate(0, 0, 0)
                 await self._make_room(key, need.total)
                 try:
                     started = time.monotonic()

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import json
 import mmap
+import multiprocessing
 import os
 import shutil
 import struct
 import tempfile
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
@@ -56,12 +59,20 @@ def dequantize_gguf(
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
-        _write_folder(gguf_path, tmp, dtype)
+        _in_child(_write_folder, gguf_path, tmp, dtype)
         _move_into_place(tmp, out_dir, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def _in_child(func: Callable[..., None], *args: Any) -> None:
+    """Run `func` in a spawned process and wait: the torch kernels of a dequantisation stay out of
+    the caller (a server that forks its engine cores must never have run one, see
+    vllama/engine/launch.py), and so does the whole model's memory, given back when the child exits."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool.submit(func, *args).result()
 
 
 def _write_folder(gguf_path: Path, dest: Path, dtype: str) -> None:
