@@ -205,12 +205,12 @@ def parse(body: dict[str, Any], default_keep_alive: float) -> ResponsesRequest:
     top_p = struct_field(body, "top_p", float, "float64", STRUCT)
     if top_p is not None:  # no 1.0 default here: the model's own default stands (as in Ollama)
         options["top_p"] = top_p
-    max_output = struct_field(body, "max_output_tokens", int, "*int", STRUCT)
+    max_output = struct_field(body, "max_output_tokens", int, "int", STRUCT)
     if max_output is not None:
         options["num_predict"] = max_output
     chat = ChatRequest(
         model=(struct_field(body, "model", str, "string", STRUCT) or "").strip(),
-        stream=bool(struct_field(body, "stream", bool, "*bool", STRUCT)),
+        stream=bool(struct_field(body, "stream", bool, "bool", STRUCT)),
         format=_format(body),
         options=options,
         keep_alive=default_keep_alive,
