@@ -80,7 +80,8 @@ class FakeStore:
             name=display, model_name=ModelName.parse(name), digest="ab" * 32, size=1000, config={}, capabilities=capabilities,
             details={"parent_model": "", "format": "safetensors", "family": "llama", "families": ["llama"],
                      "parameter_size": "1M", "quantization_level": "F32"},
-            parameters={}, path=Path("/nonexistent"), manifest={}, files=[],
+            parameters={}, path=Path("/nonexistent"), manifest={}, files=[], template=None, system=None,
+            messages=[], gguf=None,
             modified_at=datetime.fromtimestamp(0, timezone.utc), for_embedding=False,
         )
         # /api/embed's view of it, as LocalModel.embedding_view makes one

@@ -199,3 +199,22 @@ class ModelRecord(Protocol):
     def parameters(self) -> dict[str, Any]:
         """Option defaults: generation_config.json, then the Modelfile's PARAMETERs."""
         ...
+
+    # The Modelfile's other layers, which every request is combined with (serving/modelfile_prompt)
+    @property
+    def template(self) -> str | None:
+        """A TEMPLATE layer: Ollama's Go template text (or a Jinja one `create` was given)."""
+        ...
+
+    @property
+    def system(self) -> str | None: ...
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The MESSAGE layer: history in Ollama's wire shape."""
+        ...
+
+    @property
+    def gguf(self) -> Path | None:
+        """The GGUF a GGUF-born model is served from (None for a safetensors model)."""
+        ...

@@ -159,14 +159,54 @@ def is_embedding(model: LocalModel) -> bool:
     return str(model.config.get("model_type")) in _ENCODERS
 
 
+# Fill-in-the-middle token families, as (prefix, suffix, middle): Ollama's FIM order is prefix,
+# prompt, suffix marker, suffix, middle marker (the model writes the middle after it).
+FIM_TOKENS: tuple[tuple[str, str, str], ...] = (
+    ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),  # Qwen2.5-Coder
+    ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),  # StarCoder / StarCoder2
+    ("\u2581<PRE>", "\u2581<SUF>", "\u2581<MID>"),  # CodeLlama (sentencepiece pieces)
+    ("<\uff5cfim\u2581begin\uff5c>", "<\uff5cfim\u2581hole\uff5c>", "<\uff5cfim\u2581end\uff5c>"),  # DeepSeek-Coder
+)
+
+
+def fim_tokens(vocabulary: Iterable[str]) -> tuple[str, str, str] | None:
+    """The FIM triple a tokenizer with this vocabulary has, if any."""
+    tokens = set(vocabulary)
+    return next((triple for triple in FIM_TOKENS if all(t in tokens for t in triple)), None)
+
+
+def _tokenizer_tokens(model: LocalModel) -> set[str]:
+    """The special and added tokens the tokenizer files name (not the whole BPE vocabulary)."""
+    config = _file_json(model, "tokenizer_config.json")
+    decoder = config.get("added_tokens_decoder") or {}
+    tokens = {e["content"] for e in decoder.values() if isinstance(e, dict) and isinstance(e.get("content"), str)}
+    tokens.update(v for k in ("prefix_token", "suffix_token", "middle_token") if isinstance(v := config.get(k), str))
+    if "tokenizer.json" in _paths(model):
+        added = _file_json(model, "tokenizer.json").get("added_tokens") or []
+        tokens.update(e["content"] for e in added if isinstance(e, dict) and isinstance(e.get("content"), str))
+    return tokens
+
+
+def _go_template_variables(model: LocalModel) -> set[str] | None:
+    """The variables a Go TEMPLATE layer given to `create` reads; None when there is none (or the
+    template is a Jinja one): then the tokenizer's chat template renders."""
+    template = str(model.manifest.get("template") or "")
+    if not template or "{%" in template:
+        return None
+    return {v.lower() for v in re.findall(r"\.(\w+)", template)}
+
+
 def _capabilities(model: LocalModel) -> list[str]:
     """Ollama's order: completion|embedding, tools, insert, vision, thinking."""
     if is_embedding(model):
         return ["embedding"]
     caps = ["completion"]
     template = _chat_template(model)
-    if re.search(r"\btools\b", template):
+    go_vars = _go_template_variables(model)  # a Go template decides, as in Ollama
+    if ("tools" in go_vars) if go_vars is not None else bool(re.search(r"\btools\b", template)):
         caps.append("tools")
+    if ("suffix" in go_vars) if go_vars is not None else fim_tokens(_tokenizer_tokens(model)) is not None:
+        caps.append("insert")
     if isinstance(model.config.get("vision_config"), dict):
         caps.append("vision")
     if _THINKING.search(template):

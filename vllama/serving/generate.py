@@ -21,6 +21,7 @@ from ..models.store import ModelNotFound
 from .context import ServingContext
 from .errors import BadRequest, Busy, Failed, NotFound
 from .events import Delta, Done, Event, Metrics
+from .prompt import render
 from .replies import ReplyShape, ReplyWriter
 from .requests import ChatRequest, CommonRequest, GenerateRequest
 
@@ -113,35 +114,17 @@ async def load_only(ctx: ServingContext, req: CommonRequest, *, may_unload: bool
     return Done("load")
 
 
-def _template_message(message: dict[str, Any]) -> dict[str, Any]:
-    """Ollama's message fields under the names Hugging Face templates read."""
-    out = dict(message)
-    if "tool_name" in out:
-        out.setdefault("name", out["tool_name"])
-    if "thinking" in out:
-        out.setdefault("reasoning_content", out["thinking"])
-    return out
-
-
 def _template_kwargs(req: CommonRequest, model: ModelRecord) -> dict[str, Any]:
     return {"enable_thinking": req.think is not False} if "thinking" in model.capabilities else {}
 
 
-def render(runner: Runner, req: CommonRequest, template_kwargs: dict[str, Any]) -> str:
-    """Blocking: the prompt text, from the model's chat template or the raw prompt."""
-    if isinstance(req, GenerateRequest) and req.raw:
-        return req.prompt
-    tools: list[dict[str, Any]] | None = None
-    if isinstance(req, ChatRequest):
-        messages, tools = [_template_message(m) for m in req.messages], req.tools or None
-    else:
-        assert isinstance(req, GenerateRequest)
-        messages = [{"role": "system", "content": req.system}] if req.system else []
-        messages.append({"role": "user", "content": req.prompt})
+def _num_ctx(req: CommonRequest, model: ModelRecord, runner: Runner) -> int:
+    """The context this request is served in: its num_ctx (or the Modelfile's), at most the engine's."""
     try:
-        return runner.render_chat(messages, tools, **template_kwargs)
-    except Exception as err:  # a template that rejects the conversation (e.g. roles out of order)
-        raise BadRequest(f"failed to render prompt: {err}") from err
+        opts = parse_options(req.options, overrides=model.parameters)
+    except OptionError as err:
+        raise BadRequest(str(err)) from None
+    return min(opts.num_ctx or runner.context_length, runner.context_length)
 
 
 def fit(ids: list[int], ctx: int, num_predict: int, truncate: bool) -> list[int]:
@@ -182,7 +165,8 @@ async def generate(ctx: ServingContext, req: CommonRequest) -> AsyncIterator[Eve
         runner = cast(Runner, entry.runner)
         can_think = "thinking" in model.capabilities
         # Rendering and tokenising take milliseconds of CPU: off the event loop, which serves others.
-        prompt = await asyncio.to_thread(render, runner, req, _template_kwargs(req, model))
+        prompt = await asyncio.to_thread(render, runner, req, model, _template_kwargs(req, model),
+                                         _num_ctx(req, model, runner))
         context = req.context if isinstance(req, GenerateRequest) else []
         prompt_ids = context + await asyncio.to_thread(runner.tokenize, prompt)
         request = completion(req, model, runner, prompt_ids)
@@ -222,7 +206,8 @@ async def rendered_prompt(ctx: ServingContext, req: CommonRequest) -> str:
     entry = await job.load(model)
     try:
         runner = cast(Runner, entry.runner)
-        return await asyncio.to_thread(render, runner, req, _template_kwargs(req, model))
+        return await asyncio.to_thread(render, runner, req, model, _template_kwargs(req, model),
+                                       _num_ctx(req, model, runner))
     finally:
         job.release()
 

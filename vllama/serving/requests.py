@@ -25,6 +25,7 @@ class GenerateRequest(CommonRequest):
     suffix: str = ""
     system: str = ""
     raw: bool = False
+    template: str = ""  # the request's own Go template, in place of the model's
     context: list[int] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
 

@@ -89,10 +89,11 @@ def parse_generate(body: dict[str, Any], default_keep_alive: float) -> GenerateR
         suffix=field(body, "suffix", str, ""),
         system=field(body, "system", str, ""),
         raw=field(body, "raw", bool, False),
+        template=field(body, "template", str, ""),
         context=context,
         images=_str_list(body, "images"),
     )
-    if req.raw and (field(body, "template", str, "") or req.system or req.context):
+    if req.raw and (req.template or req.system or req.context):
         raise BadRequest("raw mode does not support template, system, or context")
     return req
 
