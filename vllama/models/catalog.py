@@ -3,6 +3,14 @@
 Library names (`qwen2.5:7b`) go through catalog.json plus an optional user file at
 $VLLAMA_CATALOG or ~/.vllama/catalog.json; `hf.co/Org/Repo[:revision]` and `Org/Repo[:revision]`
 name a Hub repo directly. Ollama has no public list of its library, so the catalog is data.
+
+A tag's entry is a repo id, another tag's name (an alias), or an object: `repo` (what a GPU
+pulls: for the default tags a 4-bit AWQ/GPTQ/W4A16 repo about the size of Ollama's Q4_K_M, which
+vLLM runs with Marlin kernels), optional `revision`, and optional `cpu`, what the CPU backend
+pulls instead, since those kernels are GPU-only: a tag (the full-precision one), a repo, or null
+for Ollama's own registry (its GGUF, dequantised on first load). `size` (approximate weights,
+decimal units as Ollama prints them) and `unverified` (a repo name not checked against the Hub)
+are for people and tests.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from .names import DEFAULT_HOST, DEFAULT_NAMESPACE, DEFAULT_TAG, ModelName
 BUILTIN = Path(__file__).with_name("catalog.json")
 log = logging.getLogger("vllama.models")
 
-Entry = str | dict[str, Any]  # "Org/Repo", {"repo": ..., "revision": ...}, or an alias tag
+Entry = str | dict[str, Any]  # "Org/Repo", {"repo": ..., "revision": ..., "cpu": ...}, or an alias tag
 
 
 def user_catalog_path() -> Path:
@@ -54,9 +62,26 @@ def load_catalog() -> dict[str, dict[str, Entry]]:
     return catalog
 
 
-def _lookup(tags: dict[str, Entry], tag: str) -> tuple[str, str | None] | None:
-    entry = tags.get(tag.lower())
-    for _ in range(len(tags)):  # follow aliases, never forever
+def on_gpu() -> bool:
+    """The platform vLLM runs on here (imported only for entries that differ by platform)."""
+    from vllm.platforms import current_platform
+
+    return not current_platform.is_cpu()
+
+
+def _lookup(tags: dict[str, Entry], tag: str, gpu: bool | None) -> tuple[str, str | None] | None:
+    entry: Entry | None = tags.get(tag.lower())
+    for _ in range(2 * len(tags)):  # follow aliases and CPU choices, never forever
+        if isinstance(entry, dict) and "cpu" in entry:
+            if gpu is None:
+                gpu = on_gpu()
+            if not gpu:
+                entry = entry["cpu"]
+                if entry is None:
+                    return None  # Ollama's registry serves this one on the CPU
+                if isinstance(entry, str) and "/" not in entry:
+                    entry = tags.get(entry.lower())
+                continue
         if isinstance(entry, dict) and isinstance(entry.get("repo"), str):
             revision = entry.get("revision")
             return entry["repo"], revision if isinstance(revision, str) and revision else None
@@ -68,8 +93,9 @@ def _lookup(tags: dict[str, Entry], tag: str) -> tuple[str, str | None] | None:
     return None
 
 
-def resolve(name: ModelName | str) -> tuple[str, str | None] | None:
-    """(repo_id, revision or None for the default branch), or None when the name is unknown."""
+def resolve(name: ModelName | str, gpu: bool | None = None) -> tuple[str, str | None] | None:
+    """(repo_id, revision or None for the default branch), or None when the name is not the Hub's
+    (unknown, or Ollama's registry's). `gpu`: the platform to pick for, by default this one's."""
     if isinstance(name, str):
         name = ModelName.parse(name)
     revision = None if name.tag.lower() == DEFAULT_TAG else name.tag
@@ -80,4 +106,4 @@ def resolve(name: ModelName | str) -> tuple[str, str | None] | None:
     if name.namespace.lower() != DEFAULT_NAMESPACE:
         return f"{name.namespace}/{name.model}", revision
     tags = load_catalog().get(name.model.lower())
-    return _lookup(tags, name.tag) if tags else None
+    return _lookup(tags, name.tag, gpu) if tags else None
