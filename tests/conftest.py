@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live_server import vllama_process
+from tests.live_server import HTTP, vllama_process
 
 TINY = "tiny"  # a random 2-layer Llama: fast, meaningless text
 SMOL = "smollm2:135m"  # SmolLM2-135M-Instruct from PyPI: real answers
@@ -49,3 +49,7 @@ def server(models_dir, tmp_path_factory) -> str:
     log = tmp_path_factory.mktemp("logs") / "serve.log"
     with vllama_process(models_dir, env=ENGINE_ENV, log_path=log) as url:
         yield url
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    HTTP.close()

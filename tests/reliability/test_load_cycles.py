@@ -40,4 +40,4 @@ def test_load_unload_cycles_leave_nothing_behind(served, tmp_path, record_proper
     assert last.children <= first.children  # every engine core reaped (multiprocessing's tracker stays)
     assert last.fds - first.fds <= 4, [c.fds for c in figures.cycles]
     assert last.threads - first.threads <= 2, [c.threads for c in figures.cycles]
-    assert last.rss - first.rss <= 200 << 20, [c.rss for c in figures.cycles]
+    assert last.rss - first.rss <= 64 << 20, [c.rss for c in figures.cycles]  # measured: 7 MiB over 9 cycles

@@ -1,9 +1,16 @@
-"""Splitting model output into thinking, content and tool calls, per model family.
+"""Splitting model output into thinking, content and tool calls, per model family, as it streams.
 
-Tool calls go through vLLM's own tool parsers, chosen from the markers in the chat template.
-Thinking is split on the `<think>`/`</think>` text that thinking models (Qwen3, DeepSeek-R1 and
-their distills, ...) write: vLLM's reasoning parsers key on those tags' token ids, which only exist
-in those vocabularies, while the text split also covers templates that open `<think>` themselves.
+Both go through vLLM's registries, streamed: the reasoning parser (`ReasoningParserManager`:
+qwen3, deepseek_r1, openai_gptoss, granite, mistral, ...) chosen from the model's `model_type`, else
+deepseek_r1 for a template that writes `<think>`; the tool parser (`ToolParserManager`: hermes,
+mistral, llama3_json, ...) chosen from the chat template's markers. Each is fed every delta
+(`extract_reasoning_streaming`, `extract_tool_calls_streaming`), so thinking streams as it is
+written and each tool call goes out as soon as its arguments close, as Ollama streams them.
+
+Hand-written pieces, where vLLM has none: `ThinkingSplitter`, the text split on `<think>`, for a
+vocabulary without `<think>`/`</think>` tokens (vLLM's think parsers key on those token ids and
+refuse such a tokenizer); and the hold-until-the-end path for a tool parser vLLM cannot build for
+the tokenizer at hand (it then parses the whole reply, or leaves it as content).
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ import json
 import logging
 import random
 import string
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from .base import ToolCall
 
@@ -23,6 +31,23 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 # chat-template marker -> vLLM tool parser name
 _TOOL_PARSERS = [("<tool_call>", "hermes"), ("[TOOL_CALLS]", "mistral"), ("<|python_tag|>", "llama3_json"),
                  ("<|start_header_id|>", "llama3_json"), ("<|tool_call|>", "phi4_mini_json")]
+
+
+# config.json model_type -> vLLM reasoning parser (families whose parser is not deepseek_r1's <think>)
+_REASONING_BY_MODEL_TYPE = {
+    "qwen3": "qwen3", "qwen3_moe": "qwen3", "qwen3_next": "qwen3", "qwen3_5": "qwen3",
+    "gpt_oss": "openai_gptoss", "granite": "granite", "granitemoehybrid": "granite", "mistral": "mistral",
+    "ernie4_5": "ernie45", "ernie4_5_moe": "ernie45", "glm4_moe": "glm45", "olmo3": "olmo3",
+    "hunyuan_v1_moe": "hunyuan_a13b", "seed_oss": "seed_oss", "minimax_m2": "minimax_m2", "step3": "step3",
+    "kimi_k2": "kimi_k2", "deepseek_v3": "deepseek_r1",
+}
+
+
+def reasoning_parser_name(model_type: str, template: str) -> str | None:
+    """vLLM's reasoning parser for a thinking model: by model_type, else deepseek_r1 for `<think>`."""
+    if model_type in _REASONING_BY_MODEL_TYPE:
+        return _REASONING_BY_MODEL_TYPE[model_type]
+    return "deepseek_r1" if THINK_OPEN in template or THINK_CLOSE in template else None
 
 
 def tool_parser_name(template: str) -> str | None:
@@ -68,6 +93,142 @@ def extract_tool_calls(parser_name: str, tokenizer: Any, text: str,
     return (info.content or "") if calls else text, calls
 
 
+def _chat_request(tools: list[dict[str, Any]]) -> Any:
+    from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+
+    return ChatCompletionRequest.model_validate(
+        {"model": "m", "messages": [{"role": "user", "content": ""}], "tools": tools or None})
+
+
+class Thinking(Protocol):
+    def feed(self, delta: str, final: bool = False, token_ids: Sequence[int] = ()) -> tuple[str, str]:
+        """(thinking, content) for one delta of the reply."""
+        ...
+
+
+class ReasoningStream:
+    """A vLLM reasoning parser fed delta by delta: (thinking, content) as they stream."""
+
+    def __init__(self, parser: Any, prompt_ids: Sequence[int] = ()):
+        self.parser = parser
+        parser.adjust_initial_state_from_prompt(list(prompt_ids))  # a prompt that opened the thought
+        self.text = ""
+        self.ids: list[int] = []
+        self._leading = True  # newlines right after the opening tag are layout, not thought
+
+    @classmethod
+    def build(cls, name: str, tokenizer: Any, prompt_ids: Sequence[int] = ()) -> ReasoningStream | None:
+        """None where vLLM's parser refuses the tokenizer (no think tokens in its vocabulary)."""
+        from vllm.reasoning import ReasoningParserManager
+
+        try:
+            return cls(ReasoningParserManager.get_reasoning_parser(name)(tokenizer), prompt_ids)
+        except Exception as err:  # ValueError/KeyError: the parser's tokens are not in the vocabulary
+            log.info("reasoning parser %s does not fit this tokenizer (%s): splitting on text", name, err)
+            return None
+
+    def feed(self, delta: str, final: bool = False, token_ids: Sequence[int] = ()) -> tuple[str, str]:
+        previous_text, previous_ids = self.text, list(self.ids)
+        self.text += delta
+        self.ids.extend(token_ids)
+        if not delta:
+            return "", ""
+        msg = self.parser.extract_reasoning_streaming(previous_text, self.text, delta, previous_ids,
+                                                      list(self.ids), list(token_ids))
+        if msg is None:
+            return "", ""
+        thinking = msg.reasoning or ""
+        if self._leading and thinking:
+            thinking = thinking.lstrip("\n")
+            self._leading = not thinking
+        return thinking, msg.content or ""
+
+
+class ToolStream:
+    """A vLLM tool parser fed delta by delta: content as it streams, and each call once its
+    arguments are a whole JSON object (or the reply ended), as Ollama sends complete calls."""
+
+    def __init__(self, parser: Any, tools: list[dict[str, Any]], name: str = "", tokenizer: Any = None):
+        self.parser = parser
+        self.request = parser.adjust_request(_chat_request(tools))
+        self.tools, self.name, self.tokenizer = tools, name, tokenizer
+        self.content = ""  # what went out as content
+        self.text = ""
+        self.ids: list[int] = []
+        self.names: dict[int, str] = {}
+        self.arguments: dict[int, str] = {}
+        self.sent: set[int] = set()
+
+    @classmethod
+    def build(cls, name: str, tokenizer: Any, tools: list[dict[str, Any]]) -> ToolStream | None:
+        from vllm.tool_parsers import ToolParserManager
+
+        if tokenizer is None:
+            return None
+        try:
+            return cls(ToolParserManager.get_tool_parser(name)(tokenizer), tools, name, tokenizer)
+        except Exception:
+            log.warning("tool parser %s cannot be built for this tokenizer", name, exc_info=True)
+            return None
+
+    def feed(self, delta: str, token_ids: Sequence[int], final: bool) -> tuple[str, list[ToolCall]]:
+        previous_text, previous_ids = self.text, list(self.ids)
+        self.text += delta
+        self.ids.extend(token_ids)
+        content = ""
+        if delta:
+            try:
+                msg = self.parser.extract_tool_calls_streaming(
+                    previous_text, self.text, delta, previous_ids, list(self.ids), list(token_ids), self.request)
+            except Exception:  # a parser that chokes on the output leaves it to the end
+                log.warning("tool parser failed while streaming", exc_info=True)
+                msg = None
+            if msg is not None:
+                content = msg.content or ""
+                for call in msg.tool_calls or []:
+                    fn = call.function
+                    if fn is None:
+                        continue
+                    fn = fn if isinstance(fn, dict) else fn.model_dump(exclude_none=True)
+                    if fn.get("name"):
+                        self.names[call.index] = fn["name"]
+                    self.arguments[call.index] = self.arguments.get(call.index, "") + (fn.get("arguments") or "")
+        calls = self._ready(final)
+        if final and not self.sent:
+            # Nothing streamed as a call: the whole reply through the parser once, else what was
+            # held back (a marker that never became a call) is content after all.
+            rest = self.text[len(self.content) + len(content):] if self.text.startswith(self.content + content) else ""
+            text, whole = extract_tool_calls(self.name, self.tokenizer, self.text, self.tools) if rest else ("", [])
+            if whole:
+                self.sent.update(call.index for call in whole)
+                return "", whole
+            content += rest
+        self.content += content
+        return content, calls
+
+    def _ready(self, final: bool) -> list[ToolCall]:
+        calls = []
+        for index in sorted(self.names):
+            if index in self.sent:
+                continue
+            arguments = _json_object(self.arguments.get(index, "") or ("{}" if final else ""))
+            if arguments is None:
+                if not final:
+                    break  # calls go out in order
+                continue
+            self.sent.add(index)
+            calls.append(ToolCall(id=call_id(), index=index, name=self.names[index], arguments=arguments))
+        return calls
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 class ThinkingSplitter:
     """Feeds text deltas, returns (thinking, content) deltas.
 
@@ -79,7 +240,7 @@ class ThinkingSplitter:
         self._pending = ""
         self._leading = True  # newlines right after <think> are layout, not thought
 
-    def feed(self, delta: str, final: bool = False) -> tuple[str, str]:
+    def feed(self, delta: str, final: bool = False, token_ids: Sequence[int] = ()) -> tuple[str, str]:
         text = self._pending + delta
         self._pending = ""
         if self.state == "start":

@@ -14,7 +14,6 @@ from typing import Any, cast
 
 from ..engine.base import Completion, EngineError, InvalidRequest, ModelRecord, Runner
 from ..engine.options import OptionError, max_new_tokens, parse_options, sampling_kwargs
-from ..engine.parsers import THINK_OPEN, ThinkingSplitter, tool_parser_name
 from ..engine.scheduler import Loaded, ServerBusy
 from ..models.names import InvalidName
 from ..models.store import ModelNotFound
@@ -22,7 +21,7 @@ from .context import ServingContext
 from .errors import BadRequest, Busy, Failed, NotFound
 from .events import Delta, Done, Event, Metrics
 from .prompt import render
-from .replies import ReplyShape, ReplyWriter
+from .replies import ReplyWriter, reply_shape
 from .requests import ChatRequest, CommonRequest, GenerateRequest
 
 NUM_KEEP = 4  # Ollama keeps the first tokens of a prompt it has to truncate
@@ -115,7 +114,12 @@ async def load_only(ctx: ServingContext, req: CommonRequest, *, may_unload: bool
 
 
 def _template_kwargs(req: CommonRequest, model: ModelRecord) -> dict[str, Any]:
-    return {"enable_thinking": req.think is not False} if "thinking" in model.capabilities else {}
+    if "thinking" not in model.capabilities:
+        return {}
+    kwargs: dict[str, Any] = {"enable_thinking": req.think is not False}
+    if isinstance(req.think, str):  # a think level: templates that take one read `reasoning_effort`
+        kwargs["reasoning_effort"] = req.think
+    return kwargs
 
 
 def _num_ctx(req: CommonRequest, model: ModelRecord, runner: Runner) -> int:
@@ -171,12 +175,10 @@ async def generate(ctx: ServingContext, req: CommonRequest) -> AsyncIterator[Eve
         prompt_ids = context + await asyncio.to_thread(runner.tokenize, prompt)
         request = completion(req, model, runner, prompt_ids)
         tools = req.tools if isinstance(req, ChatRequest) else []
-        writer = ReplyWriter(ReplyShape(
-            thinking=ThinkingSplitter(opened=prompt.rstrip().endswith(THINK_OPEN)) if can_think else None,
-            hide_thinking=req.think is False,
-            tool_parser=tool_parser_name(runner.chat_template) if tools else None,
-            tools=tools, tokenizer=runner.tokenizer,
-        ))
+        writer = ReplyWriter(reply_shape(
+            can_think=can_think, hide_thinking=req.think is False, model_type=str(model.config.get("model_type", "")),
+            tools=tools, chat_template=runner.chat_template, tokenizer=runner.tokenizer, prompt=prompt,
+            prompt_ids=prompt_ids))
         keeps_context = isinstance(req, GenerateRequest) and not req.raw
         async for chunk in runner.complete(request):
             for delta in writer.feed(chunk):

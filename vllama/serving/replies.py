@@ -1,4 +1,4 @@
-"""Engine chunks -> typed deltas: thinking split off, tool calls held back and parsed at the end."""
+"""Engine chunks -> typed deltas: thinking and tool calls split off as they stream (vLLM's parsers)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine.base import Chunk
-from ..engine.parsers import ThinkingSplitter, extract_tool_calls, partial_suffix, tool_call_marker
+from ..engine.parsers import (THINK_OPEN, ReasoningStream, Thinking, ThinkingSplitter, ToolStream, extract_tool_calls,
+                              partial_suffix, reasoning_parser_name, tool_call_marker, tool_parser_name)
 from .events import Delta
 
 
 @dataclass
 class ReplyShape:
-    thinking: ThinkingSplitter | None = None
+    thinking: Thinking | None = None  # a ReasoningStream (vLLM's parser) or the text ThinkingSplitter
     hide_thinking: bool = False  # think: false on a thinking model: drop what it thinks anyway
     tool_parser: str | None = None
     tools: list[dict[str, Any]] = field(default_factory=list)
@@ -20,12 +21,16 @@ class ReplyShape:
 
 
 class ReplyWriter:
-    """Stateful per request: content that may be a tool call is held back until the reply ends."""
+    """Stateful per request. Tool calls stream through vLLM's parser (`ToolStream`); where it cannot
+    be built, content that may be a tool call is held back and parsed when the reply ends."""
 
     def __init__(self, shape: ReplyShape):
         self.shape = shape
-        self.marker = tool_call_marker(shape.tool_parser) if shape.tools else None
-        self.held = ""  # content withheld because it may be a tool call
+        wants_tools = bool(shape.tools and shape.tool_parser)
+        self.stream = ToolStream.build(shape.tool_parser, shape.tokenizer, shape.tools) \
+            if wants_tools and shape.tool_parser else None
+        self.marker = tool_call_marker(shape.tool_parser) if wants_tools and self.stream is None else None
+        self.held = ""  # content withheld because it may be a tool call (no streaming parser)
         self.in_call = False
         self.output: list[int] = []  # every token id so far, for generate's `context`
 
@@ -53,18 +58,37 @@ class ReplyWriter:
     def feed(self, chunk: Chunk) -> list[Delta]:
         """The deltas this chunk makes; none when everything in it is held back."""
         self.output.extend(chunk.token_ids)
-        thinking, content = (self.shape.thinking.feed(chunk.text, chunk.done) if self.shape.thinking
-                             else ("", chunk.text))
-        content = self._content(content)
+        thinking, content = (self.shape.thinking.feed(chunk.text, chunk.done, chunk.token_ids)
+                             if self.shape.thinking else ("", chunk.text))
+        calls = []
+        if self.stream is not None:
+            content, calls = self.stream.feed(content, chunk.token_ids, chunk.done)
+        else:
+            content = self._content(content)
         if self.shape.hide_thinking:
             thinking = ""
         deltas = []
-        if thinking or content or chunk.logprobs:
-            deltas.append(Delta(content=content, thinking=thinking, logprobs=chunk.logprobs))
+        if thinking or content or chunk.logprobs or calls:
+            deltas.append(Delta(content=content, thinking=thinking, tool_calls=calls, logprobs=chunk.logprobs))
         if chunk.done and self.held:
             assert self.shape.tool_parser is not None  # text is only held for a tool parser's marker
-            text, calls = extract_tool_calls(self.shape.tool_parser, self.shape.tokenizer, self.held,
-                                             self.shape.tools)
+            text, held_calls = extract_tool_calls(self.shape.tool_parser, self.shape.tokenizer, self.held,
+                                                  self.shape.tools)
             self.held = ""
-            deltas.append(Delta(content=text, tool_calls=calls))
+            deltas.append(Delta(content=text, tool_calls=held_calls))
         return deltas
+
+
+def reply_shape(*, can_think: bool, hide_thinking: bool, model_type: str, tools: list[dict[str, Any]],
+                chat_template: str, tokenizer: Any, prompt: str, prompt_ids: list[int]) -> ReplyShape:
+    """How a model's reply is split: vLLM's reasoning parser for its family where its tokenizer has
+    the parser's tokens (else the text splitter), vLLM's tool parser from the template's markers."""
+    thinking: Thinking | None = None
+    if can_think:
+        name = reasoning_parser_name(model_type, chat_template)
+        thinking = ReasoningStream.build(name, tokenizer, prompt_ids) if name else None
+        if thinking is None:
+            thinking = ThinkingSplitter(opened=prompt.rstrip().endswith(THINK_OPEN))
+    return ReplyShape(thinking=thinking, hide_thinking=hide_thinking,
+                      tool_parser=tool_parser_name(chat_template) if tools else None,
+                      tools=tools, tokenizer=tokenizer)
