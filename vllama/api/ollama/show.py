@@ -7,6 +7,7 @@ from typing import Any
 
 from ...models import gguf, info
 from ...models.store import LocalModel
+from ...serving.modelfile_prompt import is_go_template
 from ..gojson import go_number, go_quote, omit_empty, rfc3339
 
 _FILE_TYPE = {"F32": 0, "F16": 1, "Q8_0": 7, "BF16": 32}  # GGUF general.file_type numbers
@@ -120,10 +121,12 @@ def modelfile(model: LocalModel) -> str:
         "# To build a new Modelfile based on this, replace FROM with:",
         f"# FROM {model.name}",
         "",
-        f"FROM {model.gguf or model.path}",
+        # A GGUF-born model names its GGUF (absolute, as `ollama create` takes it); any other by its
+        # name: a snapshot folder is vllama's own layout, which no `create` uploads.
+        f"FROM {model.gguf.resolve() if model.gguf else model.name}",
     ]
-    template = _template(model)
-    if template:
+    template = str(model.manifest.get("template") or "")
+    if template and is_go_template(template):  # a Go TEMPLATE layer; the tokenizer's own template stays in its files
         lines.append(f"TEMPLATE {_modelfile_quote(template)}")
     if model.manifest.get("system"):
         lines.append(f"SYSTEM {_modelfile_quote(str(model.manifest['system']))}")
