@@ -29,6 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
+from typing import Any
 
 SOURCE_FILE = "vllama_source.json"
 """Written next to the weights: where the folder came from (the GGUF's name, its quantization)."""

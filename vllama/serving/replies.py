@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.base import Chunk
+from ..engine.base import Chunk, ToolCall
 from ..engine.parsers import (THINK_OPEN, ReasoningStream, Thinking, ThinkingSplitter, ToolStream, extract_tool_calls,
                               partial_suffix, reasoning_parser_name, tool_call_marker, tool_parser_name)
 from .events import Delta
@@ -60,7 +60,7 @@ class ReplyWriter:
         self.output.extend(chunk.token_ids)
         thinking, content = (self.shape.thinking.feed(chunk.text, chunk.done, chunk.token_ids)
                              if self.shape.thinking else ("", chunk.text))
-        calls = []
+        calls: list[ToolCall] = []
         if self.stream is not None:
             content, calls = self.stream.feed(content, chunk.token_ids, chunk.done)
         else:
