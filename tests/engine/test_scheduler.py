@@ -187,3 +187,37 @@ def test_a_load_whose_caller_went_away_is_stopped_once_it_is_up():
         assert [r.shut for r in started] == [True]
 
     run(go())
+
+
+def test_load_timeout_bounds_the_wait_for_room_and_the_load():
+    from vllama.engine.scheduler import LoadTimeout
+
+    started = []
+
+    def start(m):
+        started.append(Counting(m.name, load_seconds=0.5 if m.name == "slow" else 0.0))
+        return started[-1]
+
+    async def go():
+        s = Scheduler(start, max_loaded=1, load_timeout=0.1)
+        a = await s.acquire("a", model("a"), 300)
+        with pytest.raises(LoadTimeout, match="timed out waiting for room to load b"):
+            await s.acquire("b", model("b"), 300)  # a never goes idle within the bound
+        assert s.waiting == 0 and s.in_flight == 1
+        s.release(a)
+        with pytest.raises(LoadTimeout, match="timed out waiting for slow to load"):
+            await s.acquire("slow", model("slow"), 300)
+        assert s.in_flight == 0 and s.get_loaded("slow") is None
+        await s.shutdown()  # waits for the slow engine to come up and stops it
+        assert [r.shut for r in started] == [True, True]
+
+    run(go())
+
+
+def test_ollama_load_timeout_reads_go_durations_and_seconds(monkeypatch):
+    from vllama.engine.scheduler import LOAD_TIMEOUT, load_timeout
+
+    for value, seconds in [("", LOAD_TIMEOUT), ("10m", 600.0), ("90", 90.0), ("0", float("inf")),
+                           ("-1s", float("inf")), ("soon", LOAD_TIMEOUT)]:
+        monkeypatch.setenv("OLLAMA_LOAD_TIMEOUT", value)
+        assert load_timeout() == seconds, value
