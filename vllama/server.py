@@ -54,7 +54,8 @@ def build(settings: EngineSettings, store: ModelStore | None = None, bind_host: 
 
     store = store or ModelStore()
 
-    def start_runner(model: LocalModel) -> Engine:
+    def start_runner(model: LocalModel, context: int = 0) -> Engine:
+        """An engine for the model; `context`: a request's num_ctx above the default context."""
         from .engine.gguf_args import gguf_engine_kwargs, native_gguf
 
         native = native_gguf(model, store.root)  # on a GPU with vLLM's GGUF loader: the GGUF as is
@@ -71,7 +72,7 @@ def build(settings: EngineSettings, store: ModelStore | None = None, bind_host: 
         from .engine.runner import VllmRunner
 
         max_len = model.config.get("max_position_embeddings")
-        kwargs = settings.engine_kwargs(str(model.path), max_len, model.config, model.files)
+        kwargs = settings.engine_kwargs(str(model.path), max_len, model.config, model.files, context=context)
         runner = VllmRunner.start(gguf_engine_kwargs(kwargs, *native) if native else kwargs)
         watch(runner, runner.engine)
         return runner

@@ -100,19 +100,20 @@ class EngineSettings:
             inproc = not _has_cuda_device()
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0" if inproc else "1")
 
-    def context_length(self, model_max_len: int | None, gpu: bool) -> int:
-        """The context an engine serves: OLLAMA_CONTEXT_LENGTH (or a default), at most the model's."""
+    def context_length(self, model_max_len: int | None, gpu: bool, wanted: int = 0) -> int:
+        """The context an engine serves: OLLAMA_CONTEXT_LENGTH (or a default), or a request's larger
+        num_ctx (`wanted`), at most the model's."""
         if self.overrides.get("max_model_len"):
             return int(self.overrides["max_model_len"])  # the user's, as vLLM takes it
-        default_ctx = env_int("OLLAMA_CONTEXT_LENGTH", 0) or (32768 if gpu else 4096)
+        default_ctx = max(env_int("OLLAMA_CONTEXT_LENGTH", 0) or (32768 if gpu else 4096), wanted)
         return min(default_ctx, model_max_len) if model_max_len else default_ctx
 
     def estimate(self, config: dict[str, Any], files: list[dict[str, Any]], model_max_len: int | None,
-                 gpu: bool) -> memory.Estimate:
+                 gpu: bool, context: int = 0) -> memory.Estimate:
         """What an engine for this model holds: weights, a KV cache for its context and
         OLLAMA_NUM_PARALLEL sequences (Ollama's default 1; vLLM batches requests inside it), overhead."""
         dtype = self.overrides.get("dtype") or (None if gpu else "float32")
-        est = memory.estimate(config, files, dtype=dtype, context=self.context_length(model_max_len, gpu),
+        est = memory.estimate(config, files, dtype=dtype, context=self.context_length(model_max_len, gpu, context),
                               parallel=env_int("OLLAMA_NUM_PARALLEL", 0) or 1, gpu=gpu)
         if not est.kv_cache and not gpu:
             est = memory.Estimate(est.weights, CPU_KV_CACHE_BYTES, est.overhead)
@@ -123,14 +124,14 @@ class EngineSettings:
 
     def engine_kwargs(self, model_path: str, model_max_len: int | None, config: dict[str, Any] | None = None,
                       files: list[dict[str, Any]] | None = None,
-                      device: memory.DeviceMemory | None = None) -> dict[str, Any]:
+                      device: memory.DeviceMemory | None = None, context: int = 0) -> dict[str, Any]:
         """vLLM's arguments for one model. With its config and files, the KV cache is sized for its
         context (`kv_cache_memory_bytes`, on a GPU too, with a `gpu_memory_utilization` share of the
         device's total that fits the estimate) unless the user sized it."""
         gpu = on_gpu()
         kwargs: dict[str, Any] = {
             "model": model_path,
-            "max_model_len": self.context_length(model_max_len, gpu),
+            "max_model_len": self.context_length(model_max_len, gpu, context),
             "trust_remote_code": False,
             "enable_log_requests": False,
         }
@@ -141,14 +142,14 @@ class EngineSettings:
             # Compile mode took 108 s to start here and gained nothing.
             kwargs.update(dtype="float32", enforce_eager=True, kv_cache_memory_bytes=CPU_KV_CACHE_BYTES)
         if not any(name in self.overrides for name in MEMORY_ARGS):
-            kwargs.update(self.memory_kwargs(config or {}, files or [], model_max_len, gpu, device))
+            kwargs.update(self.memory_kwargs(config or {}, files or [], model_max_len, gpu, device, context))
         kwargs.update(self.overrides)
         kwargs["model"] = model_path
         return kwargs
 
     def memory_kwargs(self, config: dict[str, Any], files: list[dict[str, Any]], model_max_len: int | None,
-                      gpu: bool, device: memory.DeviceMemory | None) -> dict[str, Any]:
-        est = self.estimate(config, files, model_max_len, gpu)
+                      gpu: bool, device: memory.DeviceMemory | None, context: int = 0) -> dict[str, Any]:
+        est = self.estimate(config, files, model_max_len, gpu, context)
         if not est.kv_cache:
             return {}  # no shape to size from: vLLM's own default on a GPU, the fixed size on the CPU
         sized: dict[str, Any] = {"kv_cache_memory_bytes": est.kv_cache}

@@ -39,6 +39,8 @@ class Loaded:
     weights: int = 0  # of those, the weights' (0: not estimated; /api/ps then shows the files' size)
     active: int = 0
     last_used: float = field(default_factory=time.monotonic)
+    identity: str = ""  # what it was loaded from (a digest): another identity at its key reloads it
+    context: int = 0  # the context asked for at load (the engine may hold less: never asked again)
     loaded_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -100,10 +102,10 @@ class _Quiet:
 
 
 class Scheduler:
-    def __init__(self, start_runner: Callable[[Any], Engine], max_loaded: int = 3, check_every: float = 1.0,
+    def __init__(self, start_runner: Callable[..., Engine], max_loaded: int = 3, check_every: float = 1.0,
                  max_queue: int = 512, budget: int | Callable[[], int] | None = None,
                  need: Callable[[Any], Estimate] | None = None, load_timeout: float = LOAD_TIMEOUT):
-        self._start_runner = start_runner  # blocking: LocalModel -> Engine
+        self._start_runner = start_runner  # blocking: (LocalModel[, context]) -> Engine
         self.max_loaded = max(1, max_loaded)
         # Bytes every engine may hold together (None: no bound; a callable: measured on the first
         # load, when the device holds none of ours yet), and what one model's engine needs.
@@ -146,26 +148,36 @@ class Scheduler:
     def get_loaded(self, key: str) -> Loaded | None:
         return self._loaded.get(key)
 
-    async def acquire(self, key: str, model: Any, keep_alive: float) -> Loaded:
-        """The loaded model, loading it if needed; the caller must `release` it when done."""
+    async def acquire(self, key: str, model: Any, keep_alive: float, *, identity: str | None = None,
+                      context: int = 0) -> Loaded:
+        """The loaded model, loading it if needed; the caller must `release` it when done.
+
+        `identity` (default: the model's digest) says what the engine at `key` must have been
+        loaded from; `context` (0: the default) is the context the request needs: an idle engine
+        with less is loaded again with it, as Ollama reloads a runner for a larger num_ctx."""
         self._ensure_reaper()
         if self.in_flight >= self.max_queue:
             raise ServerBusy(BUSY_MESSAGE)
         self.in_flight += 1
         try:
-            return await self._acquire(key, model, keep_alive)
+            return await self._acquire(key, model, keep_alive, identity or model.digest, context)
         except BaseException:
             self.in_flight -= 1
             raise
 
-    async def _acquire(self, key: str, model: Any, keep_alive: float) -> Loaded:
+    async def _acquire(self, key: str, model: Any, keep_alive: float, identity: str, context: int) -> Loaded:
         async with self._locks.setdefault(key, asyncio.Lock()):
             entry = self._loaded.get(key)
             if entry is not None and not entry.runner.alive:
                 log.warning("engine for %s died; reloading", key)
                 await self._unload(entry)
                 entry = None
-            if entry is None or entry.model.digest != model.digest:
+            # (a busy engine is not reloaded for a context: its requests would die; they run capped)
+            small = (context > 0 and entry is not None and not entry.active
+                     and context > max(entry.runner.context_length, entry.context))
+            if entry is None or entry.identity != identity or small:
+                if small:
+                    log.info("reloading %s with a context of %d", key, context)
                 if entry is not None:
                     await self._unload(entry)
                 # in a thread: the estimate asks vLLM's platform, whose import may still be under way
@@ -174,7 +186,7 @@ class Scheduler:
                 try:
                     started = time.monotonic()
                     try:
-                        runner = await asyncio.wait_for(self._start(model), _bound(self.load_timeout))
+                        runner = await asyncio.wait_for(self._start(model, context), _bound(self.load_timeout))
                     except TimeoutError:
                         raise LoadTimeout(f"timed out waiting for {key} to load "
                                           f"(OLLAMA_LOAD_TIMEOUT {self.load_timeout:g}s)") from None
@@ -182,7 +194,8 @@ class Scheduler:
                         log.exception("loading %s failed", key)
                         raise EngineError(f"failed to load model: {err}") from err
                     self.events.loaded(key, time.monotonic() - started)
-                    entry = Loaded(key, model, runner, keep_alive, reserved=need.total, weights=need.weights)
+                    entry = Loaded(key, model, runner, keep_alive, reserved=need.total, weights=need.weights,
+                                   identity=identity, context=context)
                     self._loaded[key] = entry
                 finally:
                     self._loading.pop(key, None)
@@ -192,11 +205,14 @@ class Scheduler:
             entry.last_used = time.monotonic()
             return entry
 
-    async def _start(self, model: Any) -> Engine:
+    async def _start(self, model: Any, context: int) -> Engine:
         """A new engine, started in a worker thread. If the caller goes away meanwhile (a client that
         hangs up mid-load), the thread still brings the engine up: it is then stopped, not left
         running for the garbage collector to find."""
-        load = asyncio.ensure_future(asyncio.to_thread(self._start_runner, model))
+        # start_runner(model, context) is asked for a context only when a request needs one
+        start = asyncio.to_thread(self._start_runner, model, context) if context else asyncio.to_thread(
+            self._start_runner, model)
+        load = asyncio.ensure_future(start)
         try:
             return await asyncio.shield(load)
         except asyncio.CancelledError:

@@ -8,6 +8,8 @@ API can still answer it with a status code; after that, errors end the event str
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -21,16 +23,46 @@ from .context import ServingContext
 from .errors import BadRequest, Busy, Failed, NotFound
 from .events import Delta, Done, Event, Metrics
 from .prompt import render
+from .images import check_images, request_images
 from .replies import ReplyWriter, reply_shape
 from .requests import ChatRequest, CommonRequest, GenerateRequest
 
+log = logging.getLogger("vllama.serving")
+
 NUM_KEEP = 4  # Ollama keeps the first tokens of a prompt it has to truncate
+
+
+def weights_of(model: ModelRecord) -> str:
+    """What an engine loads, whatever the name: names that share weights (created FROM, copied,
+    /save'd) share one engine, their SYSTEM/MESSAGE/PARAMETER applied per request, as Ollama keys
+    its runners by model path."""
+    if model.gguf is not None:
+        return str(model.path)  # the folder converted from the GGUF, one per GGUF digest
+    if model.files:  # the files a vllama manifest lists: the weights, config and tokenizer
+        listed = "\n".join(sorted(f"{f['path']} {f['digest']}" for f in model.files))
+        return "sha256:" + hashlib.sha256(listed.encode()).hexdigest()
+    return model.name.lower()
 
 
 def engine_key(model: ModelRecord) -> str:
     """The scheduler's key for the engine a request needs: a generation model embedding (on the
     pooling runner) is a second engine for the same weights, keyed apart from its generation one."""
-    return model.name.lower() + ("#embed" if model.for_embedding else "")
+    return weights_of(model) + ("#embed" if model.for_embedding else "")
+
+
+def wanted_context(req: CommonRequest, model: ModelRecord) -> int:
+    """The engine context a request asks for (0: the default): its num_ctx, at most the model's
+    trained context, past which Ollama caps it with a warning (llm/server.go)."""
+    try:
+        num_ctx = parse_options(req.options, overrides=model.parameters).num_ctx
+    except OptionError as err:
+        raise BadRequest(str(err)) from None
+    limit = model.config.get("max_position_embeddings")
+    if not num_ctx or not isinstance(limit, int):
+        return 0
+    if num_ctx > limit:
+        log.warning("requested context size too large for model: num_ctx %d, n_ctx_train %d", num_ctx, limit)
+    return min(num_ctx, limit)
 
 
 class Job:
@@ -55,9 +87,10 @@ class Job:
         except ModelNotFound:
             raise NotFound(f"model '{self.model}' not found") from None
 
-    async def load(self, model: ModelRecord) -> Loaded:
+    async def load(self, model: ModelRecord, context: int = 0) -> Loaded:
         try:
-            self.entry = await self.ctx.scheduler.acquire(engine_key(model), model, self.keep_alive)
+            self.entry = await self.ctx.scheduler.acquire(engine_key(model), model, self.keep_alive,
+                                                          identity=weights_of(model), context=context)
         except ServerBusy as err:
             raise Busy(str(err)) from None
         except EngineError as err:
@@ -106,7 +139,7 @@ async def load_only(ctx: ServingContext, req: CommonRequest, *, may_unload: bool
     unload = may_unload and req.keep_alive == 0
     model = await _model(job, req, check=not unload)
     if unload:
-        await ctx.scheduler.unload(model.name.lower())
+        await ctx.scheduler.unload(engine_key(model))
         return Done("unload")
     await job.load(model)
     job.release()
@@ -145,6 +178,7 @@ def fit(ids: list[int], ctx: int, num_predict: int, truncate: bool) -> list[int]
 
 
 def completion(req: CommonRequest, model: ModelRecord, runner: Runner, prompt_ids: list[int]) -> Completion:
+    check_images(req, set(model.capabilities))  # as Ollama's runner: at completion, not at render
     try:
         opts = parse_options(req.options, overrides=model.parameters)
     except OptionError as err:
@@ -156,14 +190,14 @@ def completion(req: CommonRequest, model: ModelRecord, runner: Runner, prompt_id
     wants_logprobs = req.logprobs or req.top_logprobs > 0
     return Completion(prompt_ids, sampling, json_schema=fmt if isinstance(fmt, dict) and fmt else None,
                       want_json=fmt is not None,
-                      logprobs=req.top_logprobs if wants_logprobs else None)
+                      logprobs=req.top_logprobs if wants_logprobs else None, images=request_images(req))
 
 
 async def generate(ctx: ServingContext, req: CommonRequest) -> AsyncIterator[Event]:
     """The events of a generate or chat request with a prompt: deltas, then one `Done`."""
     job = Job(ctx, req.model, req.keep_alive)
     model = await _model(job, req)
-    entry = await job.load(model)
+    entry = await job.load(model, wanted_context(req, model))
     try:
         # The scheduler starts a Runner for every model that passed the capability check.
         runner = cast(Runner, entry.runner)
