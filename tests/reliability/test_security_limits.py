@@ -210,15 +210,25 @@ def _captured_kwargs(tmp_path: Path, monkeypatch, env: dict[str, str], flags: di
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(args, "on_gpu", lambda: False)
     captured: dict = {}
-    monkeypatch.setattr(VllmRunner, "start", classmethod(lambda cls, kwargs: captured.update(kwargs)))
+
+    def start(cls, kwargs):  # the arguments are all this needs: stop before an engine would exist
+        captured.update(kwargs)
+        raise _Captured
+
+    monkeypatch.setattr(VllmRunner, "start", classmethod(start))
     config = {**CONFIG, "auto_map": {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"},
               "trust_remote_code": True}
     folder = write_tiny_model(tmp_path / "evil", config=config, extra={"modeling_evil.py": b"import os"})
     store = ModelStore(tmp_path / "models")
     store.create_from_folder("evil", folder)
     app = build(args.EngineSettings.from_env(flags or {}), store=store)
-    app.state.scheduler._start_runner(store.get("evil"))
+    with pytest.raises(_Captured):
+        app.state.scheduler._start_runner(store.get("evil"))
     return captured
+
+
+class _Captured(Exception):
+    """Raised by the stand-in VllmRunner.start once it has the engine arguments."""
 
 
 def test_remote_code_is_off_even_when_the_model_asks(tmp_path, monkeypatch):
