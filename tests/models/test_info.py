@@ -28,7 +28,11 @@ def test_architecture_names(config, arch):
 
 @pytest.mark.parametrize("template,config,extra,caps", [
     (TOOLS_AND_THINKING, {}, {}, ["completion", "tools", "thinking"]),
-    ("{{ messages }}", {"vision_config": {"hidden_size": 8}}, {}, ["completion", "vision"]),
+    ("{{ messages }}", {"vision_config": {"hidden_size": 8}, "architectures": ["LlavaForConditionalGeneration"]}, {},
+     ["completion", "vision"]),
+    # a vision tower on an architecture vLLM runs text-only: images would never reach it
+    ("{{ messages }}", {"vision_config": {"hidden_size": 8}, "architectures": ["LlamaForCausalLM"]}, {},
+     ["completion"]),
     ("{{ messages }}", {}, {"modules.json": b"[]"}, ["embedding"]),
     ("", {"architectures": ["BertModel"], "model_type": "bert"}, {}, ["embedding"]),
     ("{% if enable_thinking %}{% endif %}", {}, {}, ["completion", "thinking"]),

@@ -61,6 +61,7 @@ class Completion:
     want_json: bool = False
     logprobs: int | None = None  # None: none; k: the sampled token's and the k most likely
     regex: str | None = None  # force the output to match (tests force tool calls with it)
+    images: list[bytes] = field(default_factory=list)  # encoded images, in prompt order (vision models)
 
 
 @dataclass

@@ -71,7 +71,8 @@ class VllmRunner:
     def render_chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
                     **template_kwargs: Any) -> str:
         return self.tokenizer.apply_chat_template(
-            messages, tools=tools or None, add_generation_prompt=True, tokenize=False, **template_kwargs
+            image_parts(messages), tools=tools or None, add_generation_prompt=True, tokenize=False,
+            **template_kwargs
         )
 
     def tokenize(self, text: str) -> list[int]:
@@ -106,7 +107,10 @@ class VllmRunner:
         count = 0
         answered = False
         try:
-            stream = self.engine.generate({"prompt_token_ids": request.prompt_ids}, params, request_id)
+            prompt: dict[str, Any] = {"prompt_token_ids": request.prompt_ids}
+            if request.images:  # the rendered prompt holds the model's image placeholders
+                prompt["multi_modal_data"] = {"image": decode_images(request.images)}
+            stream = self.engine.generate(prompt, params, request_id)
             async for out in stream:
                 answered = True
                 now = time.perf_counter_ns()
@@ -151,6 +155,38 @@ class VllmRunner:
         self._death_logged = True
         mix = [self._in_flight.get(request_id, "?")] + [d for r, d in self._in_flight.items() if r != request_id]
         log.error("engine core died with %d requests in flight: %s", len(mix), "; ".join(mix))
+
+
+def image_parts(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ollama's `images` on a message -> the content parts vision chat templates read: one
+    {"type": "image"} per image (the template writes the model's placeholder), then the text."""
+    out = []
+    for message in messages:
+        if not message.get("images"):
+            out.append(message)
+            continue
+        rest = {k: v for k, v in message.items() if k != "images"}
+        text = rest.get("content") or ""
+        rest["content"] = [{"type": "image"} for _ in message["images"]] + [{"type": "text", "text": text}]
+        out.append(rest)
+    return out
+
+
+def decode_images(images: list[bytes]) -> list[Any]:
+    """Encoded images -> PIL images, vLLM's multimodal input; an undecodable one is the client's error."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    out = []
+    for data in images:
+        try:
+            image = Image.open(io.BytesIO(data))
+            image.load()
+        except (UnidentifiedImageError, OSError, ValueError) as err:
+            raise InvalidRequest(f"failed to process inputs: image: unknown format ({err})") from None
+        out.append(image.convert("RGB"))
+    return out
 
 
 def _describe(request: Completion) -> str:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .vllm_archs import runs_multimodal
+
 if TYPE_CHECKING:
     from .store import LocalModel
 
@@ -207,7 +209,8 @@ def _capabilities(model: LocalModel) -> list[str]:
         caps.append("tools")
     if ("suffix" in go_vars) if go_vars is not None else fim_tokens(_tokenizer_tokens(model)) is not None:
         caps.append("insert")
-    if isinstance(model.config.get("vision_config"), dict):
+    # vision only where images reach the model: a vision tower, on an architecture vLLM runs multimodal
+    if isinstance(model.config.get("vision_config"), dict) and runs_multimodal(model.config.get("architectures")):
         caps.append("vision")
     if _THINKING.search(template):
         caps.append("thinking")
