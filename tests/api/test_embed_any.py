@@ -52,3 +52,13 @@ def test_the_embedding_engine_is_keyed_apart_from_the_generation_engine(app):
                       ).status_code == 200
     assert httpx.post(app.url + "/api/embed", json={"model": "fake", "input": "hi"}).status_code == 200
     assert sorted(e.key for e in app.scheduler.loaded()) == ["fake:latest", "fake:latest#embed"]
+
+
+def test_stopping_the_model_unloads_its_embedding_engine_too(app):
+    app.reset((FakeEmbedder(), FakeRunner()))
+    assert httpx.post(app.url + "/api/embed", json={"model": "fake", "input": "hi"}).status_code == 200
+    assert httpx.post(app.url + "/api/generate", json={"model": "fake", "prompt": "hi", "stream": False}
+                      ).status_code == 200
+    r = httpx.post(app.url + "/api/generate", json={"model": "fake", "keep_alive": 0})
+    assert r.status_code == 200 and r.json()["done_reason"] == "unload"
+    assert app.scheduler.loaded() == []

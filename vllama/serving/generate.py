@@ -140,6 +140,8 @@ async def load_only(ctx: ServingContext, req: CommonRequest, *, may_unload: bool
     model = await _model(job, req, check=not unload)
     if unload:
         await ctx.scheduler.unload(engine_key(model))
+        # and the engine its embeddings run on, if any: Ollama's one runner serves both
+        await ctx.scheduler.unload(engine_key(model.embedding_view()))
         return Done("unload")
     await job.load(model)
     job.release()
