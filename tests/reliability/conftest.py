@@ -35,7 +35,7 @@ def store_app(root: Path) -> tuple[ModelStore, object]:
     """A real ModelStore holding `tiny` (a small fake-repo model), a scheduler of scripted runners."""
     store = ModelStore(root / "models")
     store.create_from_folder("tiny", write_tiny_model(root / "src"))
-    scheduler = Scheduler(lambda model: FakeRunner(), max_loaded=2, check_every=0.05)
+    scheduler = Scheduler(lambda model, *context: FakeRunner(), max_loaded=2, check_every=0.05)  # context: num_ctx
     return store, build_app(store, scheduler, keep_alive=300.0)
 
 
