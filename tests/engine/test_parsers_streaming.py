@@ -75,3 +75,5 @@ def test_parsers_per_model():
     assert reasoning_parser_name("llama", "plain") is None
     assert tool_parser_name("<tool_call>") == "hermes"
     assert tool_parser_name("[TOOL_CALLS]") == "mistral"
+    assert tool_parser_name("<tool_call>\n<function={{ name }}>") == "qwen3_coder"
+    assert tool_parser_name("<|start|>assistant<|channel|>commentary") == "openai"

@@ -29,7 +29,8 @@ log = logging.getLogger("vllama.engine")
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 # chat-template marker -> vLLM tool parser name
-_TOOL_PARSERS = [("<tool_call>", "hermes"), ("[TOOL_CALLS]", "mistral"), ("<|python_tag|>", "llama3_json"),
+_TOOL_PARSERS = [("<function=", "qwen3_coder"), ("<|channel|>", "openai"), ("<|start_of_role|>", "granite"),
+                 ("<tool_call>", "hermes"), ("[TOOL_CALLS]", "mistral"), ("<|python_tag|>", "llama3_json"),
                  ("<|start_header_id|>", "llama3_json"), ("<|tool_call|>", "phi4_mini_json")]
 
 
