@@ -117,7 +117,8 @@ def test_cpu_sizing(monkeypatch):
     kwargs = EngineSettings().engine_kwargs("/m", 32768, QWEN, FILES)
     assert kwargs["max_model_len"] == 4096
     value_bytes = memory.DTYPE_BYTES[kwargs["dtype"]]  # the CPU's dtype: fp32, or bf16 where it has bf16 units
-    assert kwargs["kv_cache_memory_bytes"] == TOKEN_BYTES // 2 * value_bytes * (4096 + memory.SPARE_TOKENS)
+    parallel = engine_args.CPU_PARALLEL  # the CPU's default, not Ollama's 1 (see EngineSettings.estimate)
+    assert kwargs["kv_cache_memory_bytes"] == TOKEN_BYTES // 2 * value_bytes * (4096 * parallel + memory.SPARE_TOKENS)
     assert "gpu_memory_utilization" not in kwargs
     # no config to size from: the fixed CPU cache, as before
     assert EngineSettings().engine_kwargs("/m", 2048)["kv_cache_memory_bytes"] == engine_args.CPU_KV_CACHE_BYTES

@@ -34,6 +34,9 @@ COMMON_ARGS: dict[str, tuple[str, type]] = {
 # Without a size vLLM's CPU backend reserves most of RAM: this one is for a model whose config does
 # not give its KV cache's shape (the others get one sized for their context, see engine/memory.py).
 CPU_KV_CACHE_BYTES = 1 << 30
+# Full contexts a CPU engine's KV cache holds by default: about the old fixed 1 GiB for SmolLM2 at
+# 4096 tokens, so 32 concurrent chats of a few hundred tokens never wait on the cache.
+CPU_PARALLEL = 4
 # Set by the user, these size the engine's memory themselves: vllama then leaves them alone.
 MEMORY_ARGS = ("kv_cache_memory_bytes", "gpu_memory_utilization")
 # vLLM checks at start that the device has free gpu_memory_utilization x total; the share given is
@@ -111,10 +114,13 @@ class EngineSettings:
     def estimate(self, config: dict[str, Any], files: list[dict[str, Any]], model_max_len: int | None,
                  gpu: bool, context: int = 0) -> memory.Estimate:
         """What an engine for this model holds: weights, a KV cache for its context and
-        OLLAMA_NUM_PARALLEL sequences (Ollama's default 1; vLLM batches requests inside it), overhead."""
+        OLLAMA_NUM_PARALLEL sequences, overhead. vLLM batches any number of requests inside that
+        cache; the default sizes it for Ollama's 1 full context on a GPU (memory is scarce there) and
+        for CPU_PARALLEL on the CPU, where concurrent streams are vllama's point and RAM is cheap."""
         dtype = self.overrides.get("dtype") or (None if gpu else "float32")
+        parallel = env_int("OLLAMA_NUM_PARALLEL", 0) or (1 if gpu else CPU_PARALLEL)
         est = memory.estimate(config, files, dtype=dtype, context=self.context_length(model_max_len, gpu, context),
-                              parallel=env_int("OLLAMA_NUM_PARALLEL", 0) or 1, gpu=gpu)
+                              parallel=parallel, gpu=gpu)
         if not est.kv_cache and not gpu:
             est = memory.Estimate(est.weights, CPU_KV_CACHE_BYTES, est.overhead)
         user_kv = self.overrides.get("kv_cache_memory_bytes")
