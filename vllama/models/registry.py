@@ -63,9 +63,10 @@ def fetch_manifest(base: str, name: ModelName) -> RemoteManifest:
     try:
         with httpx.Client(follow_redirects=True, timeout=httpx.Timeout(30.0)) as client:
             response = client.get(url, headers={**_headers(), "Accept": ACCEPT})
-    except httpx.ConnectError as err:
-        # Offline, or no such host: the name is known neither to the catalogue nor to a registry
-        # we can reach. Ollama's clients recognise this message (and suggest what to do).
+    except (httpx.ConnectError, httpx.InvalidURL, UnicodeError) as err:
+        # Offline, or no such host (a host no URL can hold, like `h..`, fails in IDNA encoding): the
+        # name is known neither to the catalogue nor to a registry we can reach. Ollama's clients
+        # recognise this message (and suggest what to do).
         log.warning("registry %s unreachable for %s: %s", base, name, err)
         raise PullError(NOT_FOUND) from None
     except httpx.HTTPError as err:
