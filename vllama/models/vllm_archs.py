@@ -27,7 +27,8 @@ def multimodal_architectures() -> frozenset[str]:
         return frozenset()
     for node in tree.body:
         target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
-        if isinstance(target, ast.Name) and target.id == "_MULTIMODAL_MODELS" and isinstance(node.value, ast.Dict):
+        if (isinstance(node, ast.Assign) and isinstance(target, ast.Name) and target.id == "_MULTIMODAL_MODELS"
+                and isinstance(node.value, ast.Dict)):
             keys = [k.value for k in node.value.keys if isinstance(k, ast.Constant)]
             return frozenset(k for k in keys if isinstance(k, str))
     return frozenset()
