@@ -47,6 +47,19 @@ def test_thinking_streams_through_vllms_reasoning_parser(tokenizer, name):
     assert len(thought) > 3 and thought[-1][0] < said[0][0]  # several chunks, all before the answer
 
 
+@pytest.mark.parametrize("name", ["deepseek_r1", "qwen3"])
+@pytest.mark.parametrize("prompt, reply, thought", [
+    ("<|im_start|>assistant\n<think>\n\n</think>\n\n", "Hello there.", ""),  # think: false closed it
+    ("<|im_start|>assistant\n", "Hello there.", ""),  # no thought opened: Ollama's rule, all content
+    ("<|im_start|>assistant\n<think>\n", "Hmm.</think>Hello there.", "Hmm."),  # the template opened it
+])
+def test_whether_there_is_a_thought_is_decided_as_ollama_does(tokenizer, name, prompt, reply, thought):
+    thinking = ReasoningStream.build(name, tokenizer, tokenizer.encode(prompt, add_special_tokens=False), prompt)
+    out = stream(ReplyWriter(ReplyShape(thinking=thinking)), tokenizer, reply)
+    assert "".join(d.thinking for _, d in out) == thought
+    assert "".join(d.content for _, d in out).strip() == "Hello there."
+
+
 def test_a_tool_call_goes_out_when_it_closes_not_at_the_end(tokenizer):
     writer = ReplyWriter(ReplyShape(tool_parser="hermes", tools=TOOLS, tokenizer=tokenizer))
     text = ('Let me check.<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'

@@ -108,27 +108,56 @@ class Thinking(Protocol):
 
 
 class ReasoningStream:
-    """A vLLM reasoning parser fed delta by delta: (thinking, content) as they stream."""
+    """A vLLM reasoning parser fed delta by delta: (thinking, content) as they stream.
 
-    def __init__(self, parser: Any, prompt_ids: Sequence[int] = ()):
+    vLLM's parsers take any reply without the closing tag as all thought. Ollama's rule decides
+    first whether there is a thought at all: the prompt opened one (or closed it: then none), else
+    the reply must start with the opening tag; only a thought goes through the parser."""
+
+    def __init__(self, parser: Any, prompt_ids: Sequence[int] = (), prompt: str = ""):
         self.parser = parser
-        parser.adjust_initial_state_from_prompt(list(prompt_ids))  # a prompt that opened the thought
+        parser.adjust_initial_state_from_prompt(list(prompt_ids))
+        start = parser.reasoning_start_str or THINK_OPEN
+        if prompt_ids and parser.is_reasoning_end(list(prompt_ids)):
+            self.state = "content"  # the template closed the thought (think: false)
+        elif prompt.rstrip().endswith(start):
+            self.state = "thinking"
+        else:
+            self.state = "start"
+        self.start = start
+        self.pending, self.pending_ids = "", []  # the reply's head while it may still open a thought
         self.text = ""
         self.ids: list[int] = []
         self._leading = True  # newlines right after the opening tag are layout, not thought
 
     @classmethod
-    def build(cls, name: str, tokenizer: Any, prompt_ids: Sequence[int] = ()) -> ReasoningStream | None:
+    def build(cls, name: str, tokenizer: Any, prompt_ids: Sequence[int] = (),
+              prompt: str = "") -> ReasoningStream | None:
         """None where vLLM's parser refuses the tokenizer (no think tokens in its vocabulary)."""
         from vllm.reasoning import ReasoningParserManager
 
         try:
-            return cls(ReasoningParserManager.get_reasoning_parser(name)(tokenizer), prompt_ids)
+            return cls(ReasoningParserManager.get_reasoning_parser(name)(tokenizer), prompt_ids, prompt)
         except Exception as err:  # ValueError/KeyError: the parser's tokens are not in the vocabulary
             log.info("reasoning parser %s does not fit this tokenizer (%s): splitting on text", name, err)
             return None
 
     def feed(self, delta: str, final: bool = False, token_ids: Sequence[int] = ()) -> tuple[str, str]:
+        if self.state == "content":
+            return "", delta
+        if self.state == "start":
+            self.pending += delta
+            self.pending_ids.extend(token_ids)
+            head = self.pending.lstrip()
+            if not final and (not head or (self.start.startswith(head) and head != self.start)):
+                return "", ""  # could still become the opening tag
+            delta, token_ids = self.pending, list(self.pending_ids)
+            self.state = "thinking" if head.startswith(self.start) else "content"
+            if self.state == "content":
+                return "", delta
+        return self._parse(delta, token_ids)
+
+    def _parse(self, delta: str, token_ids: Sequence[int]) -> tuple[str, str]:
         previous_text, previous_ids = self.text, list(self.ids)
         self.text += delta
         self.ids.extend(token_ids)

@@ -86,7 +86,7 @@ def reply_shape(*, can_think: bool, hide_thinking: bool, model_type: str, tools:
     thinking: Thinking | None = None
     if can_think:
         name = reasoning_parser_name(model_type, chat_template)
-        thinking = ReasoningStream.build(name, tokenizer, prompt_ids) if name else None
+        thinking = ReasoningStream.build(name, tokenizer, prompt_ids, prompt) if name else None
         if thinking is None:
             thinking = ThinkingSplitter(opened=prompt.rstrip().endswith(THINK_OPEN))
     return ReplyShape(thinking=thinking, hide_thinking=hide_thinking,
