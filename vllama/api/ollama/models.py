@@ -20,7 +20,6 @@ from ...models.pull import PullError, pull
 from ...models.store import DigestMismatch, ModelNotFound, ModelStore, ReadOnlyModel, parse_digest, safe_relpath
 from ..disconnect import until_disconnect
 from ...serving.errors import BadRequest, Failed, NotFound, ServingError
-from ...serving.generate import engine_key
 from ..errors import read_json, status_and_message
 from ..gojson import dumps, field, go_quote, json_kind
 from ..http import error_response, json_response, serving
@@ -146,7 +145,7 @@ async def delete_model(request: Request) -> Response:
         model = await asyncio.to_thread(store.get, name)
     except ModelNotFound:
         raise NotFound(f"model '{text}' not found") from None
-    await serving(request).scheduler.unload(engine_key(model))  # its engine, if idle
+    await serving(request).scheduler.unload(model.name.lower())  # the scheduler's key for a loaded model
     try:
         await asyncio.to_thread(store.delete, name)
     except ModelNotFound:
