@@ -125,7 +125,7 @@ class ReasoningStream:
         else:
             self.state = "start"
         self.start = start
-        self.pending, self.pending_ids = "", []  # the reply's head while it may still open a thought
+        self.pending, self.pending_ids = "", list[int]()  # the reply's head while it may still open a thought
         self.text = ""
         self.ids: list[int] = []
         self._leading = True  # newlines right after the opening tag are layout, not thought
