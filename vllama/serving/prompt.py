@@ -93,6 +93,8 @@ def render(runner: Runner, req: CommonRequest, model: ModelRecord, template_kwar
         return fim_prompt(runner, model, planned.prompt, planned.suffix)
     assert isinstance(planned, ChatTemplatePrompt)
     messages = [_template_message(message_to_wire(m)) for m in planned.messages]
+    if "vision" not in model.capabilities:  # no image reaches such a model (completion refuses them):
+        messages = [{k: v for k, v in m.items() if k != "images"} for m in messages]  # render the text
     try:
         text = runner.render_chat(messages, list(planned.tools) if planned.tools else None, **template_kwargs)
     except Exception as err:  # a template that rejects the conversation (e.g. roles out of order)
