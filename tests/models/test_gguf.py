@@ -94,13 +94,13 @@ def test_source_describes_the_gguf(folder):
 
 
 def test_prepare_is_idempotent_and_fast(folder):
-    import time
-
+    """A second prepare finds the folder and rebuilds nothing (no file is rewritten); timed, on a
+    loaded machine, it proved nothing (a timing assertion failed there)."""
     from vllama.models.embedded import prepare_smollm2
 
-    start = time.perf_counter()
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     assert prepare_smollm2(folder.parent) == folder
-    assert time.perf_counter() - start < 1.0
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
 
 
 def test_no_partial_folders_left(folder):
