@@ -46,6 +46,14 @@ class FakeRunner:
     def shutdown(self) -> None:
         self.shutdowns += 1
 
+    async def embed(self, texts: list[str], truncate: bool = True, dimensions: int | None = None, *,
+                    normalize: bool = True, limit: int | None = None) -> tuple[list[list[float]], int]:
+        """Any model embeds, as in Ollama (its engine converted for pooling): a fixed vector per
+        text, of unit length when normalised."""
+        dim = dimensions or 4
+        head = 1.0 if normalize else 2.0
+        return [[head] + [0.0] * (dim - 1) for _ in texts], sum(len(self.tokenize(t)) for t in texts)
+
     async def complete(self, request: Completion):
         self.requests.append(request)
         n = min(request.sampling["max_tokens"], len(self.words))
