@@ -7,6 +7,7 @@ whole answers and OpenAI's SSE and whole answers are four of them, in `api/ollam
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from ..engine.base import Logprob, ToolCall
@@ -44,3 +45,40 @@ class Done:
 
 
 Event = Delta | Done
+
+
+@dataclass
+class Answer:
+    """A whole answer, the deltas of a stream joined: what every dialect's `stream: false` renders."""
+
+    content: str
+    thinking: str
+    tool_calls: list[ToolCall]
+    logprobs: list[Logprob]
+    done: Done
+
+
+async def collect(events: AsyncIterator[Event], unfinished: str = "") -> Answer:
+    """Join the deltas; `unfinished` is the reason rendered if the stream ends without a `Done`."""
+    content: list[str] = []
+    thinking: list[str] = []
+    tool_calls: list[ToolCall] = []
+    logprobs: list[Logprob] = []
+    done = Done(unfinished)
+    async for event in events:
+        if isinstance(event, Delta):
+            content.append(event.content)
+            thinking.append(event.thinking)
+            tool_calls += event.tool_calls
+            logprobs += event.logprobs
+        else:
+            done = event
+    return Answer("".join(content), "".join(thinking), tool_calls, logprobs, done)
+
+
+async def prepend(first: Event | None, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    """The stream again with its first event (already read, to answer errors with a status) in front."""
+    if first is not None:
+        yield first
+    async for event in rest:
+        yield event

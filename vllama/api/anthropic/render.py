@@ -20,7 +20,7 @@ from starlette.responses import StreamingResponse
 
 from ...engine.base import ToolCall
 from ...serving.errors import ServingError
-from ...serving.events import Delta, Done, Event
+from ...serving.events import Delta, Event, collect, prepend
 from ..errors import APIError, status_and_message
 from ..gojson import GoDecodeError, dumps
 from . import schema
@@ -125,14 +125,8 @@ class StreamConverter:
 
 
 async def _frames(converter: StreamConverter, first: Event | None, rest: AsyncIterator[Event]) -> AsyncIterator[bytes]:
-    async def events() -> AsyncIterator[Event]:
-        if first is not None:
-            yield first
-        async for event in rest:
-            yield event
-
     try:
-        async for event in events():
+        async for event in prepend(first, rest):
             for kind, data in converter.process(event):
                 yield sse(kind, data)
     except Exception as err:
@@ -157,22 +151,13 @@ async def sse_response(msg_id: str, model: str, estimated_input_tokens: int,
 
 async def whole(msg_id: str, model: str, events: AsyncIterator[Event]) -> dict[str, Any]:
     """`stream: false`: thinking, then text, then the tool calls, as ToMessagesResponse orders them."""
-    thinking: list[str] = []
-    text: list[str] = []
-    calls: list[ToolCall] = []
-    done = Done("")
-    async for event in events:
-        if isinstance(event, Delta):
-            thinking.append(event.thinking)
-            text.append(event.content)
-            calls += event.tool_calls
-        else:
-            done = event
+    answer = await collect(events)
+    done, calls = answer.done, answer.tool_calls
     content: list[dict[str, Any]] = []
-    if any(thinking):
-        content.append({"type": "thinking", "thinking": "".join(thinking)})
-    if any(text):
-        content.append({"type": "text", "text": "".join(text)})
+    if answer.thinking:
+        content.append({"type": "thinking", "thinking": answer.thinking})
+    if answer.content:
+        content.append({"type": "text", "text": answer.content})
     content += [schema.tool_use(c) for c in calls]
     metrics = done.metrics
     return schema.message(msg_id, model, content, schema.stop_reason(done.reason, bool(calls)),

@@ -9,9 +9,8 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from ...engine.base import Logprob, ToolCall
 from ...serving.errors import ServingError
-from ...serving.events import Delta, Done, Event
+from ...serving.events import Done, Event, collect
 from ..errors import APIError, status_and_message
 from ..gojson import GoDecodeError, dumps
 from . import schema
@@ -55,26 +54,14 @@ async def ndjson_response(items: AsyncIterator[dict[str, Any]]) -> StreamingResp
 
 async def whole(model: str, is_chat: bool, events: AsyncIterator[Event]) -> dict[str, Any]:
     """`stream: false`: the deltas concatenated into the final object."""
-    content: list[str] = []
-    thinking: list[str] = []
-    tool_calls: list[ToolCall] = []
-    logprobs: list[Logprob] = []
-    done = Done("stop")
-    async for event in events:
-        if isinstance(event, Delta):
-            content.append(event.content)
-            thinking.append(event.thinking)
-            tool_calls += event.tool_calls
-            logprobs += event.logprobs
-        else:
-            done = event
-    out = schema.final(model, is_chat, done)
+    answer = await collect(events, unfinished="stop")
+    out = schema.final(model, is_chat, answer.done)
     if is_chat:
-        out["message"] = schema.message("".join(content), "".join(thinking), tool_calls)
+        out["message"] = schema.message(answer.content, answer.thinking, answer.tool_calls)
     else:
-        out["response"] = "".join(content)
-        if any(thinking):
-            out["thinking"] = "".join(thinking)
-    if logprobs:
-        out["logprobs"] = logprobs
+        out["response"] = answer.content
+        if answer.thinking:
+            out["thinking"] = answer.thinking
+    if answer.logprobs:
+        out["logprobs"] = answer.logprobs
     return out

@@ -9,9 +9,8 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from ...engine.base import Logprob, ToolCall
 from ...serving.errors import ServingError
-from ...serving.events import Delta, Done, Event
+from ...serving.events import Delta, Done, Event, collect, prepend
 from ..errors import APIError, status_and_message
 from ..gojson import GoDecodeError, dumps
 from .schema import Envelope, error_body, finish_reason, tool_calls_out, usage
@@ -67,14 +66,8 @@ async def _frames(envelope: Envelope, first: Event | None, rest: AsyncIterator[E
     called_tools = False
     role_due = True  # no chunk sent yet: the next one names the role
 
-    async def events() -> AsyncIterator[Event]:
-        if first is not None:
-            yield first
-        async for event in rest:
-            yield event
-
     try:
-        async for event in events():
+        async for event in prepend(first, rest):
             if envelope.is_chat:
                 for chunk in _chat_chunks(envelope, event, called_tools, role_due):
                     called_tools = called_tools or bool(chunk["choices"][0]["delta"].get("tool_calls"))
@@ -108,30 +101,19 @@ async def sse_response(model: str, is_chat: bool, events: AsyncIterator[Event],
 
 async def whole(model: str, is_chat: bool, events: AsyncIterator[Event]) -> dict[str, Any]:
     envelope = Envelope(is_chat, model)
-    content: list[str] = []
-    thinking: list[str] = []
-    calls: list[ToolCall] = []
-    logprobs: list[Logprob] = []
-    done = Done("")
-    async for event in events:
-        if isinstance(event, Delta):
-            content.append(event.content)
-            thinking.append(event.thinking)
-            calls += event.tool_calls
-            logprobs += event.logprobs
-        else:
-            done = event
-    extra = {"logprobs": {"content": logprobs}} if logprobs else {}
+    answer = await collect(events)
+    done, calls = answer.done, answer.tool_calls
+    extra = {"logprobs": {"content": answer.logprobs}} if answer.logprobs else {}
     if is_chat:
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(content)}
-        if any(thinking):
-            message["reasoning"] = "".join(thinking)
+        message: dict[str, Any] = {"role": "assistant", "content": answer.content}
+        if answer.thinking:
+            message["reasoning"] = answer.thinking
         if calls:
             message["tool_calls"] = tool_calls_out(calls)
         choice = {"index": 0, "message": message, "finish_reason": finish_reason(done.reason, bool(calls)), **extra}
         body = envelope([choice], "chat.completion")
     else:
-        choice = {"text": "".join(content), "index": 0, **extra, "finish_reason": done.reason or None}
+        choice = {"text": answer.content, "index": 0, **extra, "finish_reason": done.reason or None}
         body = envelope([choice], "text_completion")
     body["usage"] = usage(done)
     return body

@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from ...engine.base import ToolCall
 from ...serving.errors import ServingError
-from ...serving.events import Delta, Done, Event
+from ...serving.events import Done, Event, collect, prepend
 from ..disconnect import until_disconnect
 from ..errors import APIError, read_raw, status_and_message
 from ..gojson import GoDecodeError, decode_object
@@ -171,14 +171,8 @@ def _frame(kind: str, data: dict[str, Any]) -> bytes:
 
 
 async def _frames(converter: StreamConverter, first: Event | None, rest: AsyncIterator[Event]) -> AsyncIterator[bytes]:
-    async def events() -> AsyncIterator[Event]:
-        if first is not None:
-            yield first
-        async for event in rest:
-            yield event
-
     try:
-        async for event in events():
+        async for event in prepend(first, rest):
             for kind, data in converter.process(event):
                 yield _frame(kind, data)
     except Exception as err:
@@ -199,24 +193,15 @@ async def sse_response(req: rs.ResponsesRequest, events: AsyncIterator[Event]) -
 
 async def whole(req: rs.ResponsesRequest, events: AsyncIterator[Event]) -> dict[str, Any]:
     """`stream: false`: reasoning, then the function calls or else the message (ToResponse)."""
-    thinking: list[str] = []
-    text: list[str] = []
-    calls: list[ToolCall] = []
-    done = Done("")
-    async for event in events:
-        if isinstance(event, Delta):
-            thinking.append(event.thinking)
-            text.append(event.content)
-            calls += event.tool_calls
-        else:
-            done = event
+    answer = await collect(events)
+    done, calls = answer.done, answer.tool_calls
     rid = req.response_id
-    output = [rs.reasoning_item(f"rs_{rid}", "".join(thinking))] if any(thinking) else []
+    output = [rs.reasoning_item(f"rs_{rid}", answer.thinking)] if answer.thinking else []
     if calls:
         output += [rs.function_call_item(f"fc_{rid}_{i}", c["id"], c["function"]["name"], c["function"]["arguments"])
                    for i, c in enumerate(tool_calls_out(calls))]
     else:
-        output.append(rs.message_item(req.item_id, "".join(text)))
+        output.append(rs.message_item(req.item_id, answer.content))
     metrics = done.metrics
     used = rs.usage(metrics.prompt_eval_count if metrics else 0, metrics.eval_count if metrics else 0)
     now = int(time.time())
