@@ -132,7 +132,7 @@ def test_truncation(client):
 def test_errors_through_the_ollama_client(client):
     with pytest.raises(ollama.ResponseError) as err:
         client.embed(model="no-such-model", input="x")
-    assert (err.value.status_code, err.value.error) == (404, "model 'no-such-model' not found")
+    assert (err.value.status_code, err.value.error) == (404, 'model "no-such-model" not found, try pulling it first')
     with pytest.raises(ollama.ResponseError) as err:
         client.embeddings(model="no-such-model", prompt="x")
     assert err.value.status_code == 404 and "try pulling it first" in err.value.error
@@ -163,7 +163,7 @@ def test_openai_base64_bytes(server):
 def test_openai_errors(oai):
     with pytest.raises(openai.NotFoundError) as err:
         oai.embeddings.create(model="no-such-model", input="x")
-    assert err.value.body["message"] == "model 'no-such-model' not found"
+    assert err.value.body["message"] == 'model "no-such-model" not found, try pulling it first'
     with pytest.raises(openai.BadRequestError) as err:
         oai.embeddings.create(model=MINILM, input=[])
     assert err.value.body["message"] == "invalid input"

@@ -155,7 +155,7 @@ ERRORS = [
     ("/api/generate", {"model": "fake", "prompt": "hi", "think": True}, 400, '"fake" does not support thinking'),
     ("/api/generate", {"model": "fake", "prompt": "hi", "suffix": "end"}, 400, "registry.ollama.ai/library/fake:latest does not support insert"),
     ("/api/generate", {"model": "fake", "prompt": 5}, 400,
-     "json: cannot unmarshal number into Go struct field .prompt of type string"),
+     "json: cannot unmarshal number into Go struct field GenerateRequest.prompt of type string"),
     ("/api/chat", {"model": "fake", "messages": [{"role": "user", "content": [{"type": "text"}]}]}, 400, None),
     ("/api/chat", {"model": "fake", "messages": [{"role": "user", "content": "x"}],
                    "tools": [{"type": "function", "function": {"name": "f"}}]}, 400, "registry.ollama.ai/library/fake:latest does not support tools"),

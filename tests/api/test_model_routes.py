@@ -121,7 +121,7 @@ def test_pull_unknown_model(url):
     ({}, 400, "invalid model name"),
     ({"model": "a/b/c/d"}, 400, "invalid model name"),
     ({"model": "../etc"}, 400, "invalid model name"),
-    ({"model": 3}, 400, "json: cannot unmarshal number into Go struct field .model of type string"),
+    ({"model": 3}, 400, "json: cannot unmarshal number into Go struct field PullRequest.model of type string"),
 ])
 def test_pull_bad_requests(bare_url, body, status, message):
     r = httpx.post(bare_url + "/api/pull", json=body)

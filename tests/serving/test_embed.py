@@ -48,7 +48,7 @@ def test_no_input_only_loads():
 
 
 @pytest.mark.parametrize("name, legacy, kind, message", [
-    ("nope", False, NotFound, "model 'nope' not found"),
+    ("nope", False, NotFound, 'model "nope" not found, try pulling it first'),
     ("nope", True, NotFound, 'model "nope" not found, try pulling it first'),
     ("", True, BadRequest, "model is required"),
 ])

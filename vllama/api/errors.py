@@ -3,6 +3,8 @@ Ollama's limits (a body over the limit is a 413 before it is read in full)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from starlette.requests import Request
@@ -40,6 +42,28 @@ def status_and_message(err: Exception) -> tuple[int, str]:
     if isinstance(err, GoDecodeError):
         return 400, str(err)
     return 500, str(err) or type(err).__name__
+
+
+class Refused(Exception):
+    """A request Ollama's /v1 middleware (OpenAI's or Anthropic's) refuses before its native
+    handler runs: the body does not decode into the dialect's struct, or does not convert to a
+    native request. gin's c.JSON answers those, `application/json; charset=utf-8` with no newline
+    after the body; what the native handler refuses goes through the middleware's writer instead
+    (plain `application/json`, a newline)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@contextlib.contextmanager
+def middleware() -> Iterator[None]:
+    """Failures in here are the /v1 middleware's (see Refused)."""
+    try:
+        yield
+    except (APIError, ServingError, GoDecodeError) as err:
+        raise Refused(*status_and_message(err)) from None
 
 
 def as_api_error(err: Exception) -> APIError:

@@ -85,8 +85,11 @@ _GO_TYPES = {str: "string", bool: "bool", list: "[]", dict: "map", int: "int", f
 
 
 def field(body: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = None,
-          go_type: str = "") -> Any:
-    """A typed field of an Ollama request: null -> default; a wrong JSON type -> Go's words."""
+          go_type: str = "", struct: str = "") -> Any:
+    """A typed field of an Ollama request: null -> default; a wrong JSON type -> Go's words.
+
+    `struct` is where Go's decoder says the field is: the request's struct name, then the JSON path
+    to a nested field without indexes (`ChatRequest.messages` for a message's own fields)."""
     value = body.get(key)
     if value is None:
         return default
@@ -96,7 +99,17 @@ def field(body: dict[str, Any], key: str, kind: type | tuple[type, ...], default
             return value
     if float in kinds and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    raise unmarshal_error(json_kind(value), f".{key}", go_type or _GO_TYPES[kinds[0]])
+    raise unmarshal_error(json_kind(value), f"{struct}.{key}", go_type or _GO_TYPES[kinds[0]])
+
+
+def str_list(body: dict[str, Any], key: str, struct: str, go_type: str = "[]string", item_type: str = "string",
+             ) -> list[str]:
+    """A field of Go type []string (or []ImageData, which a JSON string of base64 fills)."""
+    items = field(body, key, list, [], go_type, struct)
+    for item in items:
+        if not isinstance(item, str):
+            raise unmarshal_error(json_kind(item), f"{struct}.{key}", item_type)
+    return items
 
 
 def struct_field(body: dict[str, Any], key: str, kind: type, go_type: str, struct: str) -> Any:

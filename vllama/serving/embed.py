@@ -31,9 +31,9 @@ async def _model(job: Job, legacy: bool) -> ModelRecord:
     try:
         model = await job.resolve()
     except NotFound:
-        if legacy:
-            raise NotFound(f'model "{name}" not found, try pulling it first') from None
-        raise
+        # Both of Ollama's embedding handlers (and /v1/embeddings, which runs /api/embed's) meet a
+        # missing model in scheduleRunner, whose handleScheduleError words it so.
+        raise NotFound(f'model "{name}" not found, try pulling it first') from None
     if model is None:
         raise NotFound("model '' not found")
     if "embedding" in model.capabilities:
@@ -45,7 +45,7 @@ async def _model(job: Job, legacy: bool) -> ModelRecord:
 
 async def embed(ctx: ServingContext, req: EmbedRequest, texts: list[str], *, normalize: bool,
                 legacy: bool = False) -> Embedded:
-    """`legacy` is /api/embeddings: its own not-found wording, and a too-long input is a 500."""
+    """`legacy` is /api/embeddings: no name at all is a 400, and a too-long input is a 500."""
     job = Job(ctx, req.model, req.keep_alive)
     model = await _model(job, legacy)
     try:

@@ -19,14 +19,15 @@ from ...models.store import ModelNotFound
 from ...serving.errors import ServingError
 from ...serving.generate import generate
 from ..disconnect import until_disconnect
-from ..errors import APIError, status_and_message
+from ..errors import APIError, Refused, middleware, status_and_message
 from ..gojson import GoDecodeError, dumps
+from ..http import JSON_TYPE as GIN_JSON_TYPE
 from ..http import serving
 from ..openai.routes import read_body  # gin's binding, as on every /v1 route
 from . import render, schema
 
 log = logging.getLogger("vllama.api")
-JSON_TYPE = "application/json"  # gin's JSON encoder answer here carries no charset
+JSON_TYPE = "application/json"  # what the middleware's writer sets: no charset
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -46,6 +47,9 @@ def anthropic_errors(handler: Handler) -> Handler:
     async def wrapped(request: Request) -> Response:
         try:
             return await handler(request)
+        except Refused as err:  # the middleware's own refusal: gin's c.JSON, its charset, no newline
+            return Response(dumps(schema.error_body(err.status, err.message)), status_code=err.status,
+                            media_type=GIN_JSON_TYPE)
         except (APIError, ServingError, GoDecodeError) as err:
             return anthropic_error(*status_and_message(err))
         except Exception as err:  # noqa: BLE001 - the server stays up, the client gets a 500
@@ -71,8 +75,9 @@ async def _relax_thinking(request: Request, parsed: schema.MessagesRequest) -> N
 
 @anthropic_errors
 async def messages(request: Request) -> Response:
-    body = await read_body(request)
-    parsed = schema.parse(body, serving(request).default_keep_alive)
+    with middleware():  # the body, its checks and its conversion to a chat request
+        body = await read_body(request)
+        parsed = schema.parse(body, serving(request).default_keep_alive)
     await _relax_thinking(request, parsed)
     req, msg_id = parsed.chat, schema.message_id()
 

@@ -60,14 +60,15 @@ async def _push(request: Request, name: str) -> AsyncIterator[dict[str, Any]]:
 
 async def push(request: Request) -> Response:
     body = await read_json(request)
-    name = (field(body, "model", str, "") or field(body, "name", str, "")).strip()
+    struct = "PushRequest"
+    name = (field(body, "model", str, "", struct=struct) or field(body, "name", str, "", struct=struct)).strip()
     if not name:
         raise BadRequest("model is required")
     try:
         ModelName.parse(name)
     except InvalidName:
         raise BadRequest("invalid model name") from None
-    if field(body, "stream", bool, True):
+    if field(body, "stream", bool, True, struct=struct):
         return await ndjson_response(_push(request, name))
     try:
         async for _ in _push(request, name):

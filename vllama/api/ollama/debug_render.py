@@ -9,8 +9,8 @@ from ...serving.requests import ChatRequest, CommonRequest, GenerateRequest
 from ..gojson import field, rfc3339_now
 
 
-def requested(body: dict[str, Any]) -> bool:
-    return bool(field(body, "_debug_render_only", bool, False))
+def requested(body: dict[str, Any], struct: str) -> bool:
+    return bool(field(body, "_debug_render_only", bool, False, struct=struct))
 
 
 def _image_count(req: CommonRequest) -> int:

@@ -34,9 +34,9 @@ def _store(request: Request) -> ModelStore:
     return serving(request).store
 
 
-def _requested_model(body: dict[str, Any]) -> str:
+def _requested_model(body: dict[str, Any], struct: str) -> str:
     """`model`, else the deprecated `name` (the Go CLI sends `"model": ""` next to `"name"`)."""
-    return (field(body, "model", str, "") or field(body, "name", str, "")).strip()
+    return (field(body, "model", str, "", struct=struct) or field(body, "name", str, "", struct=struct)).strip()
 
 
 def _parse(text: str, message: str = "invalid model name") -> ModelName:
@@ -87,8 +87,8 @@ async def _answer(request: Request, events: Events, stream: bool) -> Response:
 
 async def pull_model(request: Request) -> Response:
     body = await read_json(request)
-    name = _writable(_parse(_requested_model(body)))
-    stream = field(body, "stream", bool, True)
+    name = _writable(_parse(_requested_model(body, "PullRequest")))
+    stream = field(body, "stream", bool, True, struct="PullRequest")
     return await _answer(request, pull(_store(request), name), stream)
 
 
@@ -121,7 +121,7 @@ async def list_models(request: Request) -> Response:
 
 async def show_model(request: Request) -> Response:
     body = await read_json(request)
-    text = _requested_model(body)
+    text = _requested_model(body, "ShowRequest")
     if not text:
         raise BadRequest("model is required")
     name = _parse(text)
@@ -136,7 +136,7 @@ async def show_model(request: Request) -> Response:
 
 async def delete_model(request: Request) -> Response:
     body = await read_json(request)
-    text = _requested_model(body)
+    text = _requested_model(body, "DeleteRequest")
     if not text:
         raise BadRequest("model is required")
     name = _parse(text, f"name {go_quote(text)} is invalid")
@@ -157,8 +157,8 @@ async def delete_model(request: Request) -> Response:
 
 async def copy_model(request: Request) -> Response:
     body = await read_json(request)
-    source = field(body, "source", str, "").strip()
-    destination = field(body, "destination", str, "").strip()
+    source = field(body, "source", str, "", struct="CopyRequest").strip()
+    destination = field(body, "destination", str, "", struct="CopyRequest").strip()
     src = _parse(source, f"source {go_quote(source)} is invalid")
     dst = _parse(destination, f"destination {go_quote(destination)} is invalid")
     _writable(dst, f"destination {go_quote(destination)} is invalid")
@@ -240,14 +240,14 @@ def _checked_files(store: ModelStore, files: dict[str, Any]) -> dict[str, str]:
 
 async def create_model(request: Request) -> Response:
     body = await read_json(request)
-    text = _requested_model(body)
+    text = _requested_model(body, "CreateRequest")
     if not text:
         raise BadRequest("model is required")
     name = _writable(_parse(text))
-    stream = field(body, "stream", bool, True)
-    source = field(body, "from", str, "").strip()
-    files = field(body, "files", dict, {})
-    if field(body, "quantize", str, ""):
+    stream = field(body, "stream", bool, True, struct="CreateRequest")
+    source = field(body, "from", str, "", struct="CreateRequest").strip()
+    files = field(body, "files", dict, {}, "map[string]string", "CreateRequest")
+    if field(body, "quantize", str, "", struct="CreateRequest"):
         raise BadRequest("quantize is not supported: vllama serves the weights as they are")
     if not source and not files:
         raise BadRequest("neither 'from' or 'files' was specified")

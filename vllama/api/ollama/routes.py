@@ -46,13 +46,13 @@ async def _answer(request: Request, req: CommonRequest, debug_render_only: bool 
 async def generate_route(request: Request) -> Response:
     body = await read_json(request)
     req = schema.parse_generate(body, serving(request).default_keep_alive)
-    return await until_disconnect(request, _answer(request, req, debug_render.requested(body)))
+    return await until_disconnect(request, _answer(request, req, debug_render.requested(body, schema.GENERATE)))
 
 
 async def chat_route(request: Request) -> Response:
     body = await read_json(request)
     req = schema.parse_chat(body, serving(request).default_keep_alive)
-    return await until_disconnect(request, _answer(request, req, debug_render.requested(body)))
+    return await until_disconnect(request, _answer(request, req, debug_render.requested(body, schema.CHAT)))
 
 
 async def embed_route(request: Request) -> Response:
@@ -73,9 +73,9 @@ async def embed_route(request: Request) -> Response:
 async def embeddings_route(request: Request) -> Response:
     """The legacy /api/embeddings: one prompt, the raw pooled vector (not normalised)."""
     body = await read_json(request)
-    req = schema.parse_embed(body, serving(request).default_keep_alive)
+    req = schema.parse_embed(body, serving(request).default_keep_alive, struct=schema.EMBEDDING)
     req.truncate = False  # Ollama's legacy route hands the prompt to the runner as is
-    prompt = field(body, "prompt", str, "")
+    prompt = field(body, "prompt", str, "", struct=schema.EMBEDDING)
 
     async def run() -> Response:
         out = await embedding.embed(serving(request), req, [prompt] if prompt else [], normalize=False, legacy=True)

@@ -12,10 +12,12 @@ from ...engine.scheduler import Loaded
 from ...serving.errors import BadRequest
 from ...serving.events import Done, Metrics
 from ...serving.requests import ChatRequest, EmbedRequest, GenerateRequest
-from ..gojson import GoDecodeError, field, omit_empty, rfc3339, rfc3339_now
+from ..gojson import field, json_kind, omit_empty, rfc3339, rfc3339_now, str_list, unmarshal_error
 
 THINK_LEVELS = ("high", "medium", "low", "max")
-OPTIONS_ERROR = "json: cannot unmarshal into Go struct field .options of type map[string]interface {}"
+# Go's names for the request structs (api/types.go), which its decoder's type errors carry
+GENERATE, CHAT, EMBED, EMBEDDING = "GenerateRequest", "ChatRequest", "EmbedRequest", "EmbeddingRequest"
+IMAGES, IMAGE = "[]api.ImageData", "api.ImageData"
 
 # -- requests -----------------------------------------------------------------------------------
 
@@ -27,11 +29,8 @@ def _keep_alive(body: dict[str, Any], default: float) -> float:
         raise BadRequest(str(err)) from None
 
 
-def _options(body: dict[str, Any]) -> dict[str, Any]:
-    options = body.get("options")
-    if options is not None and not isinstance(options, dict):
-        raise GoDecodeError(OPTIONS_ERROR)
-    return options or {}
+def _options(body: dict[str, Any], struct: str) -> dict[str, Any]:
+    return field(body, "options", dict, {}, "map[string]interface {}", struct)
 
 
 def _format(value: Any) -> str | dict[str, Any] | None:
@@ -53,87 +52,100 @@ def _think(value: Any) -> bool | str | None:
     raise BadRequest(f'invalid think value: "{value}" (must be "high", "medium", "low", "max", true, or false)')
 
 
-def _common(body: dict[str, Any], default_keep_alive: float) -> dict[str, Any]:
+def _common(body: dict[str, Any], default_keep_alive: float, struct: str) -> dict[str, Any]:
     keep_alive = _keep_alive(body, default_keep_alive)
-    top_logprobs = field(body, "top_logprobs", int, 0)
+    top_logprobs = field(body, "top_logprobs", int, 0, struct=struct)
     if not 0 <= top_logprobs <= 20:
         raise BadRequest("top_logprobs must be between 0 and 20")
-    options = _options(body)
+    options = _options(body, struct)
     return dict(
-        model=field(body, "model", str, "").strip(),
-        stream=field(body, "stream", bool, True),
+        model=field(body, "model", str, "", struct=struct).strip(),
+        stream=field(body, "stream", bool, True, struct=struct),
         format=_format(body.get("format")),
         options=options,
         keep_alive=keep_alive,
         think=_think(body.get("think")),
-        truncate=field(body, "truncate", bool, True),
-        logprobs=field(body, "logprobs", bool, False),
+        truncate=field(body, "truncate", bool, True, struct=struct),
+        logprobs=field(body, "logprobs", bool, False, struct=struct),
         top_logprobs=top_logprobs,
     )
 
 
-def _str_list(body: dict[str, Any], key: str) -> list[str]:
-    items = field(body, key, list, [])
-    if not all(isinstance(i, str) for i in items):
-        raise GoDecodeError(f"json: cannot unmarshal into Go struct field .{key} of type string")
-    return items
+def _context(body: dict[str, Any]) -> list[int]:
+    context = field(body, "context", list, [], "[]int", GENERATE)
+    for token in context:
+        if not isinstance(token, int) or isinstance(token, bool):
+            got = f"number {token}" if isinstance(token, float) else json_kind(token)
+            raise unmarshal_error(got, f"{GENERATE}.context", "int")
+        if token < 0:  # Go takes it; no tokenizer has a negative id
+            raise unmarshal_error(f"number {token}", f"{GENERATE}.context", "int")
+    return context
 
 
 def parse_generate(body: dict[str, Any], default_keep_alive: float) -> GenerateRequest:
-    context = field(body, "context", list, [])
-    if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in context):
-        raise GoDecodeError("json: cannot unmarshal into Go struct field GenerateRequest.context of type int")
+    context = _context(body)
     req = GenerateRequest(
-        **_common(body, default_keep_alive),
-        prompt=field(body, "prompt", str, ""),
-        suffix=field(body, "suffix", str, ""),
-        system=field(body, "system", str, ""),
-        raw=field(body, "raw", bool, False),
-        template=field(body, "template", str, ""),
+        **_common(body, default_keep_alive, GENERATE),
+        prompt=field(body, "prompt", str, "", struct=GENERATE),
+        suffix=field(body, "suffix", str, "", struct=GENERATE),
+        system=field(body, "system", str, "", struct=GENERATE),
+        raw=field(body, "raw", bool, False, struct=GENERATE),
+        template=field(body, "template", str, "", struct=GENERATE),
         context=context,
-        images=_str_list(body, "images"),
+        images=str_list(body, "images", GENERATE, IMAGES, IMAGE),
     )
     if req.raw and (req.template or req.system or req.context):
         raise BadRequest("raw mode does not support template, system, or context")
     return req
 
 
+_IN_MESSAGE = f"{CHAT}.messages"  # where Go's decoder says a message's own fields are
+
+
 def _message(item: Any) -> dict[str, Any]:
     if not isinstance(item, dict):
-        raise GoDecodeError("json: cannot unmarshal into Go struct field ChatRequest.messages of type api.Message")
-    content = item.get("content")
-    if content is not None and not isinstance(content, str):
-        raise GoDecodeError("json: cannot unmarshal array into Go struct field Message.messages.content of type string")
-    message = {"role": field(item, "role", str, "").lower(), "content": content or ""}
+        raise unmarshal_error(json_kind(item), _IN_MESSAGE, "api.Message")
+    message = {"role": field(item, "role", str, "", struct=_IN_MESSAGE).lower(),
+               "content": field(item, "content", str, "", struct=_IN_MESSAGE)}
     for key in ("thinking", "tool_name", "tool_call_id"):
         if item.get(key):
-            message[key] = field(item, key, str)
+            message[key] = field(item, key, str, struct=_IN_MESSAGE)
     if item.get("tool_calls"):
-        message["tool_calls"] = field(item, "tool_calls", list)
+        calls = field(item, "tool_calls", list, go_type="[]api.ToolCall", struct=_IN_MESSAGE)
+        for call in calls:
+            if not isinstance(call, dict):
+                raise unmarshal_error(json_kind(call), f"{_IN_MESSAGE}.tool_calls", "api.ToolCall")
+        message["tool_calls"] = calls
     if item.get("images"):
-        message["images"] = _str_list(item, "images")
+        message["images"] = str_list(item, "images", _IN_MESSAGE, IMAGES, IMAGE)
     return message
 
 
 def parse_chat(body: dict[str, Any], default_keep_alive: float) -> ChatRequest:
-    tools = field(body, "tools", list, [])
+    tools = field(body, "tools", list, [], "api.Tools", CHAT)
+    for tool in tools:
+        if not isinstance(tool, dict):
+            raise unmarshal_error(json_kind(tool), f"{CHAT}.tools", "api.Tool")
     return ChatRequest(
-        **_common(body, default_keep_alive),
-        messages=[_message(m) for m in field(body, "messages", list, [])],
+        **_common(body, default_keep_alive, CHAT),
+        messages=[_message(m) for m in field(body, "messages", list, [], "[]api.Message", CHAT)],
         tools=tools,
     )
 
 
-def parse_embed(body: dict[str, Any], default_keep_alive: float, *, native: bool = True) -> EmbedRequest:
-    """/api/embed and /api/embeddings (`native`), or /v1/embeddings (no keep_alive, options, truncate)."""
+def parse_embed(body: dict[str, Any], default_keep_alive: float, *, native: bool = True,
+                struct: str = EMBED) -> EmbedRequest:
+    """/api/embed (`native`; `struct` EmbeddingRequest for /api/embeddings, which has no truncate
+    or dimensions), or /v1/embeddings (no keep_alive, options, truncate; OpenAI's EmbedRequest)."""
     keep_alive = _keep_alive(body, default_keep_alive) if native else default_keep_alive
-    options = _options(body) if native else {}
+    options = _options(body, struct) if native else {}
+    legacy = struct == EMBEDDING
     return EmbedRequest(
-        model=field(body, "model", str, "").strip(),
+        model=field(body, "model", str, "", struct=struct).strip(),
         keep_alive=keep_alive,
         options=options,
-        truncate=field(body, "truncate", bool, True) if native else True,
-        dimensions=field(body, "dimensions", int, 0),
+        truncate=field(body, "truncate", bool, True, struct=struct) if native and not legacy else True,
+        dimensions=0 if legacy else field(body, "dimensions", int, 0, struct=struct),
     )
 
 

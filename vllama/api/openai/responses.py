@@ -30,7 +30,7 @@ from ...engine.base import ToolCall
 from ...serving.errors import ServingError
 from ...serving.events import Done, Event, collect, prepend
 from ..disconnect import until_disconnect
-from ..errors import APIError, read_raw, status_and_message
+from ..errors import APIError, middleware, read_raw, status_and_message
 from ..gojson import GoDecodeError, decode_object
 from ..http import serving
 from . import responses_schema as rs
@@ -231,8 +231,9 @@ async def _body(request: Request) -> dict[str, Any]:
 
 @openai_errors
 async def responses(request: Request) -> Response:
-    body = await _body(request)
-    req = rs.parse(body, serving(request).default_keep_alive)
+    with middleware():  # the body and its conversion to a chat request: the middleware's refusals
+        body = await _body(request)
+        req = rs.parse(body, serving(request).default_keep_alive)
 
     async def run() -> Response:
         events = _events(request, req.chat)  # no input at all: Ollama's load answer, as on chat

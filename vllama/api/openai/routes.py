@@ -21,9 +21,9 @@ from ...serving.events import Event
 from ...serving.generate import generate, load_only
 from ...serving.requests import ChatRequest, CommonRequest, is_empty
 from ..disconnect import until_disconnect
-from ..errors import APIError, read_raw, status_and_message
+from ..errors import APIError, Refused, middleware, read_raw, status_and_message
 from ..gojson import GoDecodeError, decode_object, dumps, struct_field
-from ..http import serving
+from ..http import JSON_TYPE, serving
 from ..ollama import schema as native
 from ..ollama.embeddings import float32_base64, float32_list
 from . import render, schema
@@ -46,6 +46,11 @@ def openai_error(status: int, message: str) -> Response:
     return openai_json(schema.error_body(status, message), status)
 
 
+def refused(err: Refused) -> Response:
+    """A refusal of the /v1 middleware: gin's c.JSON, with its charset and no newline."""
+    return Response(dumps(schema.error_body(err.status, err.message)), status_code=err.status, media_type=JSON_TYPE)
+
+
 def openai_errors(handler: Handler) -> Handler:
     """Answer every failure (and anything unexpected) in OpenAI's error shape instead of Ollama's."""
 
@@ -53,6 +58,8 @@ def openai_errors(handler: Handler) -> Handler:
     async def wrapped(request: Request) -> Response:
         try:
             return await handler(request)
+        except Refused as err:
+            return refused(err)
         except (APIError, ServingError, GoDecodeError) as err:
             return openai_error(*status_and_message(err))
         except Exception as err:  # noqa: BLE001 - the server stays up, the client gets a 500
@@ -96,20 +103,24 @@ async def _answer(request: Request, req: CommonRequest, include_usage: bool) -> 
 
 @openai_errors
 async def chat_completions(request: Request) -> Response:
-    body = await read_body(request)
-    struct = "ChatCompletionRequest"
-    if not struct_field(body, "messages", list, "[]openai.Message", struct):
-        raise BadRequest("[] is too short - 'messages'")
-    include_usage = schema.stream_options(body, struct)
-    req = native.parse_chat(schema.chat_body(body), serving(request).default_keep_alive)
+    with middleware():
+        body = await read_body(request)
+        struct = "ChatCompletionRequest"
+        if not struct_field(body, "messages", list, "[]openai.Message", struct):
+            raise BadRequest("[] is too short - 'messages'")
+        include_usage = schema.stream_options(body, struct)
+        converted = schema.chat_body(body)
+    req = native.parse_chat(converted, serving(request).default_keep_alive)
     return await _answer(request, req, include_usage)
 
 
 @openai_errors
 async def completions(request: Request) -> Response:
-    body = await read_body(request)
-    include_usage = schema.stream_options(body, "CompletionRequest")
-    req = native.parse_generate(schema.completion_body(body), serving(request).default_keep_alive)
+    with middleware():
+        body = await read_body(request)
+        include_usage = schema.stream_options(body, "CompletionRequest")
+        converted = schema.completion_body(body)
+    req = native.parse_generate(converted, serving(request).default_keep_alive)
     return await _answer(request, req, include_usage)
 
 
@@ -142,20 +153,21 @@ async def retrieve_model(request: Request) -> Response:
 
 @openai_errors
 async def embeddings(request: Request) -> Response:
-    body = await read_body(request)
-    fmt = body.get("encoding_format")
-    if fmt is not None and fmt != "" and not (isinstance(fmt, str) and fmt.lower() in ENCODING_FORMATS):
-        shown = fmt if isinstance(fmt, str) else dumps(fmt).decode()
-        raise BadRequest(f"Invalid value for 'encoding_format' = {shown}. Supported values: ['float', 'base64'].")
+    with middleware():
+        body = await read_body(request)
+        req = native.parse_embed(body, serving(request).default_keep_alive, native=False)
+        fmt = body.get("encoding_format")
+        if fmt is not None and fmt != "" and not (isinstance(fmt, str) and fmt.lower() in ENCODING_FORMATS):
+            shown = fmt if isinstance(fmt, str) else dumps(fmt).decode()
+            raise BadRequest(f"Invalid value for 'encoding_format' = {shown}. Supported values: ['float', 'base64'].")
+        value = body.get("input")
+        if value == "":
+            value = [""]
+        if value is None or value == []:
+            raise BadRequest("invalid input")
     encode: Callable[[list[float]], Any] = (
         float32_base64 if isinstance(fmt, str) and fmt.lower() == "base64" else float32_list)
-    value = body.get("input")
-    if value == "":
-        value = [""]
-    if value is None or value == []:
-        raise BadRequest("invalid input")
-    texts = native.embed_inputs(value)
-    req = native.parse_embed(body, serving(request).default_keep_alive, native=False)
+    texts = native.embed_inputs(value)  # /api/embed's own check, behind the middleware
 
     async def run() -> Response:
         out = await embedding.embed(serving(request), req, texts, normalize=True)
