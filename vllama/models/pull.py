@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -31,6 +32,7 @@ from .gguf import GgufHeader, read_header
 from .hub_gguf import GgufChoice, choose, is_gguf
 from .info import human_number
 from .names import ModelName
+from .net_errors import go_request_error
 from .ollama_store import CONFIG_MEDIA_TYPE, LAYER_PREFIX, MANIFEST_MEDIA_TYPE
 from .store import DigestMismatch, ModelStore, is_model_file
 
@@ -100,8 +102,9 @@ def repo_info(repo: str, revision: str | None, endpoint: str, token: str | None)
         if status in (401, 403):
             raise PullError(_auth_message(repo, status)) from None
         raise PullError(f"pull model manifest: {status}: {err}") from None
-    except Exception as err:  # offline mode, DNS, refused connections: say what happened
-        raise PullError(f"pull model manifest: {err}") from None
+    except Exception as err:  # offline mode, DNS, refused connections: say what happened, as Go says it
+        url = f"{endpoint}/api/models/{repo}" + (f"/revision/{quote(revision, safe='')}" if revision else "")
+        raise PullError(f"pull model manifest: {go_request_error('GET', url, err)}") from None
     return info
 
 

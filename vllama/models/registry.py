@@ -28,6 +28,7 @@ import httpx
 
 from .. import __version__
 from .names import DEFAULT_HOST, ModelName
+from .net_errors import go_request_error
 from .ollama_store import MANIFEST_MEDIA_TYPE, Layer, is_ollama_manifest, parse_layer
 from .pull import NOT_FOUND, Downloader, PullError, _progress, _publish, _watch
 from .store import ORIGIN_VLLAMA, ModelStore
@@ -70,7 +71,7 @@ def fetch_manifest(base: str, name: ModelName) -> RemoteManifest:
         log.warning("registry %s unreachable for %s: %s", base, name, err)
         raise PullError(NOT_FOUND) from None
     except httpx.HTTPError as err:
-        raise PullError(f'pull model manifest: Get "{url}": {err}') from None
+        raise PullError(f"pull model manifest: {go_request_error('GET', url, err)}") from None
     if response.status_code == 404:
         raise PullError(NOT_FOUND)
     if response.status_code >= 400:
