@@ -65,7 +65,8 @@ def measure_vllama(model: str, start: str, log_dir: Path) -> dict[str, Any]:
         serve_to_first = up + first
         _unload(server["url"], model)
         reload, reload_load = _first_chunk(server["url"], model)
-    return {"target": f"vllama ({start})", "http_up_s": round(up, 2), "serve_to_first_token_s": round(serve_to_first, 2),
+    return {"target": f"vllama ({start})", "http_up_s": round(up, 2),
+            "serve_to_first_token_s": round(serve_to_first, 2),
             "first_load_s": round(first_load / 1e9, 2), "reload_first_token_s": round(reload, 2),
             "reload_load_s": round(reload_load / 1e9, 2)}
 
@@ -86,7 +87,8 @@ def markdown(rows: list[dict[str, Any]], model: str) -> str:
     keys = ["http_up_s", "serve_to_first_token_s", "first_load_s", "reload_first_token_s", "reload_load_s"]
     runs = max(1, len(rows) // max(1, len({r["target"] for r in rows})))
     lines = [f"Cold path on `{model}`, medians of {runs} run(s) per target",
-             "", "| target | HTTP up s | serve to first token s | first load s | reload first token s | reload load s |",
+             "", "| target | HTTP up s | serve to first token s | first load s | reload first token s "
+                 "| reload load s |",
              "|---|---|---|---|---|---|"]
     for target in dict.fromkeys(r["target"] for r in rows):
         mine = [r for r in rows if r["target"] == target]

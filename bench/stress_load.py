@@ -6,10 +6,11 @@
 Each round opens N `/api/generate` streams at once, sampled with a seed of their own (`--greedy`
 for temperature 0), a `--long-share` of them with a long prompt that is prefilled in chunks. A
 `--disconnect` share of them (a quarter by default) hang up at a random moment: before the answer
-starts, or after a random number of chunks. Every other stream must end with `done: true` and no error line. After each round the
-engine must hold no request (`vllama_engine_requests_unfinished` on /metrics back to 0: anything
-left is a leak), and the server's resident memory (VmRSS of the API process and of its engine
-core, from /proc) is recorded; across rounds it should stay flat.
+starts, or after a random number of chunks. Every other stream must end with `done: true` and no
+error line. After each round the engine must hold no request
+(`vllama_engine_requests_unfinished` on /metrics back to 0: anything left is a leak), and the
+server's resident memory (VmRSS of the API process and of its engine core, from /proc) is
+recorded; across rounds it should stay flat.
 
 Figures per round: requests held (the most the engine held at once, sampled from /metrics, and
 the most streams open on the client side), completed, disconnected, failed, p50/p99 latency of a
