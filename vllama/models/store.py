@@ -542,9 +542,20 @@ class ModelStore:
         return self.get(parsed)
 
     def write_manifest(self, name: str | ModelName, files: Iterable[dict[str, Any]], *, repo: str | None = None,
-                       revision: str | None = None, extra: dict[str, Any] | None = None) -> LocalModel:
-        """Point `name` at these blobs ({path, digest, size}); they must already be in the store."""
+                       revision: str | None = None, extra: dict[str, Any] | None = None,
+                       sources: Iterable[str] = ()) -> LocalModel:
+        """Point `name` at these blobs ({path, digest, size}); they must already be in the store.
+
+        `sources`: blobs the model was made from but is not served from (the GGUF a `create`
+        dequantised). The manifest keeps them, as Ollama's keeps its model layer, so they stay
+        while a name uses them and go with the last one."""
         parsed = name if isinstance(name, ModelName) else ModelName.parse(name)
+        kept = []
+        for source in sources:
+            digest = f"sha256:{parse_digest(source)}"
+            if not self.has_blob(digest):
+                raise FileNotFoundError(f"blob {digest} is missing")
+            kept.append({"digest": digest, "size": self.blob_path(digest).stat().st_size})
         entries: list[dict[str, Any]] = []
         for f in files:
             digest = f"sha256:{parse_digest(f['digest'])}"
@@ -563,6 +574,7 @@ class ModelStore:
             "revision": revision,
             "details": self._details(entries),
             "files": entries,
+            **({"sources": kept} if kept else {}),
             **(extra or {}),
         }
         data = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
@@ -618,8 +630,10 @@ class ModelStore:
             return self.write_ollama_manifest(name, raw)
 
     def create_from_folder(self, name: str | ModelName, folder: Path, *, repo: str | None = None,
-                           revision: str | None = None, extra: dict[str, Any] | None = None) -> LocalModel:
-        """Copy a Hugging Face-layout folder into the store under `name` (only what vLLM needs)."""
+                           revision: str | None = None, extra: dict[str, Any] | None = None,
+                           sources: Iterable[str] = ()) -> LocalModel:
+        """Copy a Hugging Face-layout folder into the store under `name` (only what vLLM needs);
+        `sources` as in write_manifest."""
         folder = Path(folder)
         files = []
         for path in sorted(folder.rglob("*")):
@@ -627,8 +641,9 @@ class ModelStore:
             if path.is_file() and not any(p.startswith(".") for p in rel.split("/")) and is_model_file(rel):
                 digest = self.add_blob(path)
                 files.append({"path": rel, "digest": digest})
-        with self.pinned(f["digest"] for f in files):
-            return self.write_manifest(name, files, repo=repo, revision=revision, extra=extra)
+        sources = list(sources)
+        with self.pinned([*(f["digest"] for f in files), *sources]):
+            return self.write_manifest(name, files, repo=repo, revision=revision, extra=extra, sources=sources)
 
     def copy(self, src: str | ModelName, dst: str | ModelName) -> LocalModel:
         """Give a model a second name; both names share the manifest digest and the blobs."""
@@ -744,10 +759,10 @@ class ModelStore:
 
 
 def _manifest_blobs(data: dict[str, Any]) -> list[str]:
-    """The blob digests a manifest of either kind uses."""
+    """The blob digests a manifest of either kind uses (a vllama manifest's sources too)."""
     if is_ollama_manifest(data):
         return [layer["digest"] for layer in [*data["layers"], data["config"]]]
-    return [f["digest"] for f in data.get("files", [])]
+    return [f["digest"] for f in [*data.get("files", []), *data.get("sources", [])]]
 
 
 def _link(blob: Path, dest: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -311,7 +312,9 @@ async def _create_from_gguf(store: ModelStore, name: ModelName, digest: str, ext
         yield {"status": "converting model"}
         folder = await asyncio.to_thread(dequantize_gguf, gguf, work / "hf")
         yield {"status": "writing manifest"}
-        await asyncio.to_thread(store.create_from_folder, name, Path(folder), extra=extra)
+        # the uploaded GGUF stays with the model (a later create may name it again) and goes with its last name
+        await asyncio.to_thread(functools.partial(store.create_from_folder, name, Path(folder), extra=extra,
+                                                  sources=[digest]))
         yield {"status": "success"}
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)
