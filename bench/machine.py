@@ -16,6 +16,7 @@ from pathlib import Path
 
 NOISY_FOREIGN_SHARE = 0.10  # a level where others used more than 10 % of the machine is flagged
 PROC = Path("/proc")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _read(path: Path) -> str:
@@ -172,18 +173,21 @@ def cpu_usage(a: Snapshot, b: Snapshot, groups: dict[str, list[int]]) -> dict:
     busy = b.busy - a.busy
     claimed: set[int] = set()
     shares: dict[str, float] = {}
+    seconds: dict[str, float] = {}
     processes: dict[str, dict[str, float]] = {}
     for name, roots in groups.items():
         pids = (descendants(roots, a.procs) | descendants(roots, b.procs)) - claimed
         claimed |= pids
         ticks = _ticks_between(pids, a, b)
         shares[name] = sum(ticks.values()) / capacity
+        seconds[name] = sum(ticks.values()) / CLOCK_TICKS
         processes[name] = {f"{pid} {b.procs[pid].name}": round(t / capacity, 4) for pid, t in ticks.items() if t}
     foreign = max(busy / capacity - sum(shares.values()), 0.0)
     return {
         "seconds": round(b.wall - a.wall, 3),
         "machine_busy": round(busy / capacity, 4),
         "groups": {k: round(v, 4) for k, v in shares.items()},
+        "cpu_s": {k: round(v, 3) for k, v in seconds.items()},  # each group's CPU time in the window
         "processes": processes,  # each group's share by process ("pid name")
         "foreign": round(foreign, 4),
         "noisy": foreign > NOISY_FOREIGN_SHARE,

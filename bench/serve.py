@@ -39,10 +39,12 @@ def served_vllama(engine_argv: list[str], log_path: Path, timeout: float = 600) 
                                 start_new_session=True)
         try:
             url = f"http://127.0.0.1:{port}"
+            started = time.perf_counter()
             _wait_until_up(proc, url, timeout, log_path)
-            yield {"url": url, "pid": proc.pid, "command": ["python", *argv], "log": log_path.name}
+            yield {"url": url, "pid": proc.pid, "command": ["python", *argv], "log": log_path.name,
+                   "start_s": round(time.perf_counter() - started, 3)}
         finally:
-            _stop(proc)
+            stop_process(proc)
 
 
 def _wait_until_up(proc: subprocess.Popen, url: str, timeout: float, log_path: Path) -> None:
@@ -60,7 +62,8 @@ def _wait_until_up(proc: subprocess.Popen, url: str, timeout: float, log_path: P
         time.sleep(0.2)
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_process(proc: subprocess.Popen) -> None:
+    """TERM, KILL after 30 s, then KILL whatever is left in its process group (started with start_new_session)."""
     if proc.poll() is None:
         proc.terminate()
         try:

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .machine import NOISY_FOREIGN_SHARE, Snapshot, cpu_usage, machine_facts
+from .memory import PeakMemory
 from .profile import sampling
 from .report import markdown, write_all
-from .stats import level_summary
+from .stats import level_summary, per_thousand
 from .workload import Workload, load_prompts, run_level, warm_up
 
 RESULTS = Path(__file__).with_name("results")
@@ -124,7 +125,7 @@ def build_targets(args: argparse.Namespace, served: dict[str, Any] | None) -> li
 
     models = dict(pairs(args.model_for, "--model-for"))
     pids = {n: int(v) for n, v in pairs(args.pid, "--pid")}
-    max_c = max(args.levels) + 4
+    max_c = max(args.levels_all) + 4
     targets: list[Any] = []
     entries = list(args.targets) + ([("vllama", served["url"])] if served else [])
     for name, value in entries:
@@ -152,89 +153,178 @@ async def wait_for_quiet(groups: dict[str, list[int]], limit_s: float, window_s:
     return round(time.monotonic() - started, 1)
 
 
-async def _measure(run: dict[str, Any], targets: list[Any], workload: Workload, args: argparse.Namespace,
-                   display: Display) -> None:
+async def _measure(run: dict[str, Any], targets: list[Any], workloads: list[Workload], args: argparse.Namespace,
+                   display: Display, memory: PeakMemory) -> None:
+    """Levels in order; at each, every workload that runs at it; within, the targets take turns."""
     step = 0
-    for c in args.levels:
-        for rep in range(args.repeat):
-            order = targets[step % len(targets):] + targets[:step % len(targets)]
-            step += 1
-            for target in order:
-                for attempt in range(1 + args.retry_noisy):
-                    level = await _one_level(target, targets, workload, c, args, display)
-                    level.update(repeat=rep, attempt=attempt)
-                    run["levels"].append(level)
-                    display.done(level)
-                    if not level["cpu"]["noisy"]:
-                        break
+    for c in args.levels_all:
+        for workload in [w for w in workloads if c in args.levels_for[w.kind]]:
+            for rep in range(args.repeat):
+                order = targets[step % len(targets):] + targets[:step % len(targets)]
+                step += 1
+                for target in order:
+                    if await target.prepare(c):  # an Ollama at another slot count: restarted, so warm it again
+                        display.say(f"{target.name} restarted for C={c}")
+                        run["restarts"].append({"target": target.name, "concurrency": c,
+                                                "warmup": await _warm(target, workloads, args)})
+                        await asyncio.sleep(args.settle)
+                    for attempt in range(1 + args.retry_noisy):
+                        level = await _one_level(target, targets, workload, c, args, display, memory)
+                        level.update(repeat=rep, attempt=attempt)
+                        run["levels"].append(level)
+                        display.done(level)
+                        if not level["cpu"]["noisy"]:
+                            break
 
 
 async def _one_level(target: Any, targets: list[Any], workload: Workload, c: int, args: argparse.Namespace,
-                     display: Display) -> dict[str, Any]:
+                     display: Display, memory: PeakMemory) -> dict[str, Any]:
     await asyncio.sleep(args.pause)
     groups = {t.name: t.pids() for t in targets}
     groups["bench"] = [os.getpid()]
     waited = await wait_for_quiet(groups, args.wait_quiet)
-    on_result = display.level(target.name, c, workload.n_requests(c))
+    on_result = display.level(f"{target.name} {workload.kind}", c, workload.n_records(c))
     pid = os.getpid() if target.kind == "ceiling" else target.pid  # the process running the front end
-    profile = args.out_dir / f"{args.stem}-{target.name}-C{c}-{len(args.profiles)}.txt"
+    profile = args.out_dir / f"{args.stem}-{target.name}-{workload.kind}-C{c}-{len(args.profiles)}.txt"
+    tag = workload.next_tag(target.name, c)
+    memory.level_peaks()  # from here on: this level's peaks
     with sampling(pid if args.profile else None, profile) as profiled:
         before = Snapshot.take()
-        records, wall = await run_level(target, workload, c, on_result)
+        records, wall = await run_level(target, workload, c, on_result, tag)
         after = Snapshot.take()
     if profiled:
         args.profiles.append(profile.name)
-    return {"target": target.name, "concurrency": c, "wall_s": wall, "summary": level_summary(records, wall),
-            "cpu": cpu_usage(before, after, groups), "loadavg": list(os.getloadavg()),
+    cpu = cpu_usage(before, after, groups)
+    summary = level_summary(records, wall)
+    # the ceiling's front end (tokenising, detokenising, the output handler) runs in this process
+    cpu_s = cpu["cpu_s"].get(target.name, 0.0) + (cpu["cpu_s"]["bench"] if target.kind == "ceiling" else 0.0)
+    summary["cpu_s"] = round(cpu_s, 3)
+    summary["cpu_s_per_1k"] = per_thousand(cpu_s, summary["tokens"])
+    summary["peak_rss"] = memory.level_peaks().get(target.name)
+    return {"target": target.name, "workload": workload.kind, "concurrency": c, "tag": tag, "wall_s": wall,
+            "summary": summary, "cpu": cpu, "loadavg": list(os.getloadavg()),
+            "num_parallel": getattr(target, "num_parallel", None) if target.kind == "http" else None,
             "waited_for_quiet_s": waited, "profile": profile.name if profiled else None, "requests": records}
+
+
+async def _warm(target: Any, workloads: list[Workload], args: argparse.Namespace) -> dict[str, Any]:
+    out = {}
+    for workload in workloads:
+        warm = await warm_up(target, workload, args.warmup)
+        out[workload.kind] = warm
+        if warm and all(r["error"] for r in warm):
+            raise RuntimeError(f"{target.name}: {workload.kind} warm-up failed: {warm[-1]['error']}")
+    return out
+
+
+def _ollama_targets(args: argparse.Namespace, stack: ExitStack, display: Display) -> tuple[list[Any], dict[str, Any]]:
+    """The two Ollama configurations of `--ollama`, or none and the reason the report gives."""
+    if args.ollama is None:
+        return [], {"measured": False, "reason": "not requested (run with --ollama [PATH])"}
+    from .ollama_server import OllamaTarget, find_ollama, gguf_for, temporary_home
+
+    program = find_ollama(args.ollama or None)
+    if program is None:
+        return [], {"measured": False, "reason": f"no ollama program found ({args.ollama or 'ollama on PATH'})"}
+    home = Path(stack.enter_context(temporary_home()))
+    model = args.model_for_ollama
+    try:
+        display.say(f"finding the GGUF for {model} ...")
+        gguf = gguf_for(model, args.ollama_gguf, home / "gguf")
+    except Exception as err:
+        return [], {"measured": False, "reason": f"no GGUF for Ollama: {err}", "program": program}
+    http = {"timeout": args.timeout, "http_client": args.http_client, "max_connections": max(args.levels_all) + 4}
+    tuned = max(args.levels_all) if args.ollama_tuned == "max" else None
+    targets = [OllamaTarget(name, program, home, model, gguf, parallel, args.out_dir / f"{args.stem}-{name}.log",
+                            first_level=min(args.levels_all), **http)
+               for name, parallel in (("ollama-default", 1), ("ollama-tuned", tuned))]
+    return targets, {"measured": True, "program": program, "gguf": gguf.name, "tuned": args.ollama_tuned}
+
+
+async def _set_up(target: Any, run: dict[str, Any], workloads: list[Workload], args: argparse.Namespace,
+                  served: dict[str, Any] | None) -> None:
+    from . import load_time
+
+    info = await target.setup()
+    if served and target.name == "vllama":
+        from vllama import __version__
+
+        info["serve_command"] = served["command"]
+        info["version"] = f"vllama {__version__} (/api/version {info['version']})"
+        info["server_start_s"] = served["start_s"]
+    run["targets"][target.name] = info
+    if target.kind == "ceiling":
+        run["load"][target.name] = {"engine_start_s": info.get("engine_start_s")}
+    elif args.load_time:
+        run["load"][target.name] = {"server_start_s": info.get("server_start_s"),
+                                    **await load_time.measure(target.client, target.model)}
+    run["warmup"][target.name] = await _warm(target, workloads, args)
 
 
 async def run_benchmark(args: argparse.Namespace) -> int:
     from .serve import served_vllama
 
-    workload = Workload(load_prompts(args.prompts), num_predict=args.num_predict, temperature=args.temperature,
-                        seed=args.seed, repeat_penalty=args.repeat_penalty, chat=args.chat)
+    prompts = load_prompts(args.prompts)
+    workloads = [Workload(prompts, num_predict=args.num_predict, temperature=args.temperature, seed=args.seed,
+                          repeat_penalty=args.repeat_penalty, kind=kind, long_tokens=args.long_tokens,
+                          turns=args.turns) for kind in args.workloads]
     out_dir = args.out or RESULTS
     stem = args.name or "bench-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     args.out_dir, args.stem, args.profiles = out_dir, stem, []
     out_dir.mkdir(parents=True, exist_ok=True)
     run: dict[str, Any] = {
         "tool": "python -m bench", "argv": sys.argv[1:], "started_at": _now(), "machine": machine_facts(),
-        "workload": {**workload.describe(), "concurrency": args.levels, "warmup": args.warmup,
-                     "repeat": args.repeat},
-        "ollama_num_parallel": args.ollama_num_parallel, "event_loop": args.loop, "targets": {}, "warmup": {}, "levels": [],
+        "workload": {"options": workloads[0].options(), "concurrency": args.levels, "warmup": args.warmup,
+                     "repeat": args.repeat, "chat": args.workloads == ["chat"]},
+        "workloads": {w.kind: {**w.describe(), "concurrency": args.levels_for[w.kind]} for w in workloads},
+        "ollama_num_parallel": args.ollama_num_parallel, "event_loop": args.loop, "targets": {}, "warmup": {},
+        "load": {}, "restarts": [], "levels": [],
     }
     display = Display(enabled=not args.no_progress)
     status = 0
-    # SIGTERM (and SIGINT, through asyncio.run) cancel the run: the served vllama is stopped, and what
-    # was measured is still written.
+    # SIGTERM (and SIGINT, through asyncio.run) cancel the run: the servers it started are stopped, and
+    # what was measured is still written.
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-    serving = served_vllama(serve_argv(args), out_dir / f"{stem}-serve.log") if args.serve else nullcontext()
+    memory = PeakMemory()
+    targets: list[Any] = []
     try:
-        with serving as served:
+        with ExitStack() as stack, memory:
+            served = stack.enter_context(served_vllama(serve_argv(args), out_dir / f"{stem}-serve.log")) \
+                if args.serve else None
             if served:
                 display.say(f"vllama serve up at {served['url']} (pid {served['pid']})")
             targets = build_targets(args, served)
+            ollamas, run["ollama"] = _ollama_targets(args, stack, display)
+            if not run["ollama"]["measured"]:
+                display.say(f"[bold yellow]Ollama columns not measured:[/] {run['ollama']['reason']}")
             try:
-                for target in targets:
+                for target in list(targets):
                     display.say(f"setting up {target.name} ...")
-                    info = await target.setup()
-                    if served and target.name == "vllama":
-                        from vllama import __version__
-
-                        info["serve_command"] = served["command"]
-                        info["version"] = f"vllama {__version__} (/api/version {info['version']})"
-                    run["targets"][target.name] = info
-                    warm = await warm_up(target, workload, args.warmup)
-                    run["warmup"][target.name] = warm
-                    if warm and all(r["error"] for r in warm):
-                        raise RuntimeError(f"{target.name}: warm-up failed: {warm[-1]['error']}")
+                    await _set_up(target, run, workloads, args, served)
+                    memory.track(target.name, _roots(target))
+                for target in ollamas:
+                    display.say(f"setting up {target.name} ...")
+                    try:
+                        await _set_up(target, run, workloads, args, served)
+                    except Exception as err:  # the rest of the run goes on without Ollama
+                        run["ollama"] = {**run["ollama"], "measured": False,
+                                         "reason": f"{target.name} failed to start: {type(err).__name__}: {err}"}
+                        display.say(f"[bold red]Ollama columns not measured:[/] {run['ollama']['reason']}")
+                        break
+                    targets.append(target)
+                    memory.track(target.name, _roots(target))
+                targets = [t for t in targets if t not in ollamas or run["ollama"]["measured"]]
+                if not targets:
+                    raise RuntimeError("no target to measure")
                 await asyncio.sleep(args.settle)  # a model load's aftermath must not land in the first level
                 with display:
-                    await _measure(run, targets, workload, args, display)
+                    await _measure(run, targets, workloads, args, display, memory)
             finally:
-                for target in targets:
-                    await target.close()
+                for target in dict.fromkeys(targets + ollamas):  # each once, every one even if one fails
+                    try:
+                        await target.close()
+                    except Exception as err:
+                        display.say(f"[bold red]closing {target.name} failed:[/] {err}")
     except (KeyboardInterrupt, asyncio.CancelledError):
         display.say("[bold red]interrupted[/]")
         status = 130
@@ -242,6 +332,7 @@ async def run_benchmark(args: argparse.Namespace) -> int:
         display.say(f"[bold red]benchmark failed:[/] {type(err).__name__}: {err}")
         status = 1
     run["finished_at"] = _now()
+    run["memory"] = {"peak_rss": memory.peaks()}
     if run["levels"]:
         run["cpu"] = _overall_cpu(run["levels"])
         paths = write_all(run, out_dir, stem)
@@ -250,3 +341,10 @@ async def run_benchmark(args: argparse.Namespace) -> int:
         if any(lvl["summary"]["errors"] for lvl in run["levels"]) and status == 0:
             status = 3
     return status
+
+
+def _roots(target: Any):
+    """The processes a target's memory is counted over (bench/memory.py)."""
+    if target.kind == "ceiling":
+        return lambda: (target.pids(), [os.getpid()])
+    return lambda: (target.pids(), [])

@@ -62,7 +62,38 @@ def level_summary(requests: Sequence[dict[str, Any]], wall_s: float) -> dict[str
         "latency_s": summarize(r.get("latency_s") for r in ok),
         "max_gap_s": summarize(r.get("max_gap_s") for r in ok),
         "eval_count": summarize(r.get("eval_count") for r in ok),
+        **prefill_summary(ok),
+        **({"ttft_by_turn": ttft_by_turn(ok)} if any("turn" in r for r in ok) else {}),
     }
+
+
+def _server(record: dict[str, Any], key: str) -> Any:
+    return (record.get("server") or {}).get(key)
+
+
+def prefill_summary(ok: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Prompt tokens and how fast they were read: per request, prompt tokens over time to first token
+    (what a client sees, on every target); and where the server reports it, the sum of
+    prompt_eval_count over the sum of prompt_eval_duration (its own prefill clock)."""
+    counts = [_server(r, "prompt_eval_count") for r in ok]
+    rates = [c / r["ttft_s"] for r, c in zip(ok, counts) if c and r.get("ttft_s")]
+    timed = [(c, _server(r, "prompt_eval_duration")) for r, c in zip(ok, counts)]
+    timed = [(c, d) for c, d in timed if c and d]
+    server_rate = sum(c for c, _ in timed) / (sum(d for _, d in timed) / 1e9) if timed else None
+    return {"prompt_tokens": summarize(counts), "prefill_tok_s": summarize(rates), "server_prefill_tok_s": server_rate}
+
+
+def ttft_by_turn(ok: Sequence[dict[str, Any]]) -> dict[str, dict[str, float | int | None]]:
+    """A conversation's turns: time to first token by turn number (keys are strings, as in the JSON)."""
+    turns = sorted({r["turn"] for r in ok if "turn" in r})
+    return {str(t): summarize(r.get("ttft_s") for r in ok if r.get("turn") == t) for t in turns}
+
+
+def per_thousand(cpu_s: float | None, tokens: int) -> float | None:
+    """CPU seconds per 1,000 generated tokens."""
+    if cpu_s is None or not tokens:
+        return None
+    return 1000 * cpu_s / tokens
 
 
 def clean_runs(foreign: Sequence[float | None], threshold: float) -> list[int]:
@@ -102,6 +133,13 @@ def combine(summaries: Sequence[dict[str, Any]], foreign: Sequence[float | None]
         "latency_p99": med(lambda s: s["latency_s"]["p99"]),
         "errors": sum(s["errors"] for s in used),
         "requests": sum(s["requests"] for s in used),
+        "prefill_tok_s": med(lambda s: (s.get("prefill_tok_s") or {}).get("p50")),
+        "server_prefill_tok_s": med(lambda s: s.get("server_prefill_tok_s")),
+        "prompt_tokens": med(lambda s: (s.get("prompt_tokens") or {}).get("p50")),
+        "cpu_s_per_1k": med(lambda s: s.get("cpu_s_per_1k")),
+        "peak_rss": med(lambda s: s.get("peak_rss")),
+        "ttft_by_turn": {t: med(lambda s, t=t: ((s.get("ttft_by_turn") or {}).get(t) or {}).get("p50"))
+                         for t in sorted({t for s in used for t in (s.get("ttft_by_turn") or {})}, key=int)},
         "foreign_cpu": max(used_foreign) if used_foreign else None,
         "noisy": bool(used_foreign) and max(used_foreign) > threshold,
     }

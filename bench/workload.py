@@ -1,7 +1,7 @@
-"""The workload and its driver: fixed prompts, fixed options, R = max(2C, 8) requests with at most C in flight.
+"""A workload and its driver: fixed items (bench/workload_kinds.py), fixed options, R units with at most C in flight.
 
-A target is anything with `async request(workload, prompt) -> dict` (one streamed request, measured);
-`HttpTarget` speaks Ollama's native API (/api/generate, or /api/chat with --chat) to any server.
+A target is anything with `async request(workload, item) -> dict` (one streamed request, measured);
+`HttpTarget` speaks Ollama's native API (/api/generate for raw prompts, /api/chat for messages) to any server.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from . import workload_kinds as kinds
 from .client import ProtocolError, StreamClient
 from .stats import inter_token_latency
 
@@ -34,38 +35,71 @@ def load_prompts(path: Path | None = None) -> list[dict[str, str]]:
 
 @dataclass
 class Workload:
+    """One workload (bench/workload_kinds.py) with the options every target is sent alike."""
+
     prompts: list[dict[str, str]]
     num_predict: int = 64
     temperature: float = 0.0
     seed: int = 1
     repeat_penalty: float = 1.0
-    chat: bool = False  # /api/chat with the prompt as a user message, instead of raw /api/generate
+    kind: str = "raw"
+    long_tokens: int = 2000
+    turns: int = 4
+    _runs: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in kinds.KINDS:
+            raise ValueError(f"unknown workload {self.kind!r} (one of {', '.join(kinds.KINDS)})")
 
     def options(self) -> dict[str, Any]:
         """Set explicitly on every side: Ollama's defaults (temperature 0.8, no length cap) differ from vLLM's."""
         return {"num_predict": self.num_predict, "temperature": self.temperature, "seed": self.seed,
                 "repeat_penalty": self.repeat_penalty}
 
-    @staticmethod
-    def n_requests(concurrency: int) -> int:
-        return max(2 * concurrency, 8)
+    def n_requests(self, concurrency: int) -> int:
+        """Units (single requests, or conversations) per level."""
+        return kinds.n_units(self.kind, concurrency)
 
-    def schedule(self, concurrency: int) -> list[dict[str, str]]:
-        """The prompts cycled to R requests: every target sees the same sequence."""
-        return [self.prompts[i % len(self.prompts)] for i in range(self.n_requests(concurrency))]
+    def n_records(self, concurrency: int) -> int:
+        per_unit = self.turns if self.kind == "multiturn" else 1
+        return self.n_requests(concurrency) * per_unit
 
-    def messages(self, prompt: dict[str, str]) -> list[dict[str, str]]:
-        return [{"role": "user", "content": prompt["prompt"]}]
+    def schedule(self, concurrency: int, tag: str = "0") -> list[kinds.Unit]:
+        """The units of one level: every target sees the same sequence for the same tag."""
+        return kinds.units(self.kind, self.prompts, self.n_requests(concurrency), tag,
+                           long_tokens=self.long_tokens, turns=self.turns)
 
-    def http_request(self, model: str, prompt: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    def next_tag(self, target: str, concurrency: int) -> str:
+        """A tag for a target's next run of a level: its n-th run of the level is tagged alike on every
+        target, and no two runs share one (long prompts and conversations must not hit a cache)."""
+        key = f"{target}@{concurrency}"
+        self._runs[key] = self._runs.get(key, 0) + 1
+        return f"{self.kind[0]}{concurrency}.{self._runs[key]}"
+
+    def warmup_items(self, n: int) -> list[kinds.Item]:
+        units = kinds.units(self.kind, self.prompts, max(n, 1), "warm", long_tokens=self.long_tokens, turns=1)
+        return [unit[0] for unit in units][:n]
+
+    def http_request(self, model: str, item: kinds.Item) -> tuple[str, dict[str, Any]]:
         body: dict[str, Any] = {"model": model, "stream": True, "options": self.options(), "keep_alive": KEEP_ALIVE}
-        if self.chat:
-            return "/api/chat", {**body, "messages": self.messages(prompt)}
-        return "/api/generate", {**body, "prompt": prompt["prompt"], "raw": True}
+        if item.get("format"):
+            body["format"] = item["format"]
+        if "messages" in item:
+            return "/api/chat", {**body, "messages": item["messages"]}
+        return "/api/generate", {**body, "prompt": item["prompt"], "raw": True}
 
     def describe(self) -> dict[str, Any]:
-        return {"options": self.options(), "chat": self.chat, "prompts": self.prompts,
-                "requests_per_level": "max(2C, 8)"}
+        out: dict[str, Any] = {"kind": self.kind, "title": kinds.describe(self.kind), "options": self.options(),
+                               "chat": self.kind != "raw" and self.kind != "long",
+                               "requests_per_level": "max(C, 4) units" if self.kind in ("multiturn", "long")
+                               else "max(2C, 8)"}
+        if self.kind in ("raw", "chat"):
+            out["prompts"] = self.prompts
+        if self.kind == "long":
+            out["long_tokens"] = self.long_tokens
+        if self.kind == "multiturn":
+            out["turns"] = self.turns
+        return out
 
 
 @dataclass
@@ -108,7 +142,9 @@ class Target(Protocol):
 
     async def setup(self) -> dict[str, Any]: ...
 
-    async def request(self, workload: Workload, prompt: dict[str, str]) -> dict[str, Any]: ...
+    async def prepare(self, concurrency: int) -> bool: ...
+
+    async def request(self, workload: Workload, item: kinds.Item) -> dict[str, Any]: ...
 
     async def close(self) -> None: ...
 
@@ -145,6 +181,10 @@ class HttpTarget:
         parts = urlsplit(self.url)
         return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
+    async def prepare(self, concurrency: int) -> bool:
+        """Before a level: nothing to do for a server the bench does not run (True: it restarted)."""
+        return False
+
     async def setup(self) -> dict[str, Any]:
         version = (await self.client.get("/api/version")).json().get("version")
         show = await self.client.post("/api/show", json={"model": self.model})
@@ -167,21 +207,21 @@ class HttpTarget:
             async with self.client.stream("POST", path, json=body) as resp:
                 yield _HttpxResponse(resp)
 
-    async def request(self, workload: Workload, prompt: dict[str, str]) -> dict[str, Any]:
-        path, body = workload.http_request(self.model, prompt)
+    async def request(self, workload: Workload, item: kinds.Item) -> dict[str, Any]:
+        path, body = workload.http_request(self.model, item)
         timer = Timer()
         final: dict[str, Any] = {}
         try:
             async with asyncio.timeout(self.timeout), self._stream(path, body) as resp:
                 if resp.status_code != 200:
                     text = (await resp.read()).decode(errors="replace")
-                    return timer.record(prompt["id"], 0, f"HTTP {resp.status_code}: {text[:200]}")
+                    return timer.record(item["id"], 0, f"HTTP {resp.status_code}: {text[:200]}")
                 async for line in resp.lines():
                     if not line.strip():
                         continue
                     obj = json.loads(line)
                     if "error" in obj:
-                        return timer.record(prompt["id"], timer.chunks, f"stream error: {obj['error']}")
+                        return timer.record(item["id"], timer.chunks, f"stream error: {obj['error']}")
                     text = obj.get("response") or (obj.get("message") or {}).get("content") or ""
                     if text:
                         timer.text(time.perf_counter())
@@ -189,12 +229,12 @@ class HttpTarget:
                         final = obj
         except (httpx.HTTPError, OSError, TimeoutError, ValueError, ProtocolError, asyncio.IncompleteReadError,
                 asyncio.LimitOverrunError) as err:  # ValueError covers bad JSON
-            return timer.record(prompt["id"], timer.chunks, f"{type(err).__name__}: {err}")
+            return timer.record(item["id"], timer.chunks, f"{type(err).__name__}: {err}")
         if not final:
-            return timer.record(prompt["id"], timer.chunks, "stream ended without a done chunk")
+            return timer.record(item["id"], timer.chunks, "stream ended without a done chunk")
         server = {k: final.get(k) for k in ("done_reason", "prompt_eval_count", "prompt_eval_duration",
                                             "eval_duration", "total_duration", "load_duration")}
-        return timer.record(prompt["id"], int(final.get("eval_count") or 0), server=server)
+        return timer.record(item["id"], int(final.get("eval_count") or 0), server=server)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -219,26 +259,34 @@ class _HttpxResponse:
 
 async def warm_up(target: Target, workload: Workload, n: int) -> list[dict[str, Any]]:
     """Requests before the measurement (the first may load the model): not counted."""
-    return [await target.request(workload, workload.prompts[i % len(workload.prompts)]) for i in range(n)]
+    return [await target.request(workload, item) for item in workload.warmup_items(n)]
 
 
 async def run_level(target: Target, workload: Workload, concurrency: int,
-                    on_result: Callable[[dict[str, Any]], None] | None = None) -> tuple[list[dict[str, Any]], float]:
-    """R requests through C workers (at most C in flight); returns the records (in order sent) and wall time."""
-    schedule = list(enumerate(workload.schedule(concurrency)))
+                    on_result: Callable[[dict[str, Any]], None] | None = None,
+                    tag: str = "0") -> tuple[list[dict[str, Any]], float]:
+    """R units through C workers (at most C in flight); a unit's requests (a conversation's turns) run
+    one after the other, and a failed turn ends its conversation. Returns the records (in order sent:
+    unit, then turn) and the wall time."""
+    schedule = list(enumerate(workload.schedule(concurrency, tag)))
     pending = iter(schedule)
-    records: list[dict[str, Any] | None] = [None] * len(schedule)
+    records: list[list[dict[str, Any]]] = [[] for _ in schedule]
     start = time.perf_counter()
 
     async def worker() -> None:
-        for index, prompt in pending:  # a shared iterator: each request is taken by one worker
-            record = await target.request(workload, prompt)
-            record["index"] = index
-            record["sent_s"] -= start
-            records[index] = record
-            if on_result:
-                on_result(record)
+        for index, unit in pending:  # a shared iterator: each unit is taken by one worker
+            for item in unit:
+                record = await target.request(workload, item)
+                record["index"] = index
+                if "turn" in item:
+                    record["turn"] = item["turn"]
+                record["sent_s"] -= start
+                records[index].append(record)
+                if on_result:
+                    on_result(record)
+                if record["error"]:
+                    break
 
     await asyncio.gather(*(worker() for _ in range(min(concurrency, len(schedule)))))
     wall = time.perf_counter() - start
-    return [r for r in records if r is not None], wall
+    return [r for unit in records for r in unit], wall

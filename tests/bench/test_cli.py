@@ -62,3 +62,29 @@ def test_wait_for_quiet_stops_at_the_first_quiet_window(monkeypatch):
     waited = asyncio.run(session.wait_for_quiet({"bench": [1]}, limit_s=10, window_s=0.01))
     assert verdicts == [True] and waited < 1  # three windows, the third quiet
     assert asyncio.run(session.wait_for_quiet({}, limit_s=0)) == 0
+
+
+def test_workloads_their_levels_and_ollama():
+    args = parse_args(["--serve", "--model", "m", "--workloads", "raw,multiturn,long", "--concurrency", "1,4",
+                       "--levels-for", "long=1,2"])
+    assert args.workloads == ["raw", "multiturn", "long"]
+    assert args.levels_for == {"raw": [1, 4], "multiturn": [1, 4], "long": [1, 2]}
+    assert args.levels_all == [1, 4, 2]
+    assert args.ollama is None and args.load_time
+    assert parse_args(["--serve", "--model", "m", "--chat"]).workloads == ["chat"]
+    args = parse_args(["--ollama", "--model", "m"])  # Ollama alone is a run too
+    assert args.ollama == "" and args.ollama_tuned == "per-level"
+    assert parse_args(["--ollama", "/opt/ollama", "--model", "m", "--ollama-tuned", "max"]).ollama == "/opt/ollama"
+
+
+@pytest.mark.parametrize("argv", [
+    ["--serve", "--model", "m", "--workloads", "raw,poetry"],
+    ["--serve", "--model", "m", "--workloads", "raw,raw"],
+    ["--serve", "--model", "m", "--levels-for", "long=1"],  # long is not among the workloads
+    ["--serve", "--model", "m", "--workloads", "long", "--levels-for", "long=0"],
+    ["--ollama"],  # an HTTP target needs --model
+    ["--ollama", "--model", "m", "--target", "ollama-tuned=http://h:1"],
+])
+def test_bad_workload_and_ollama_arguments_exit(argv):
+    with pytest.raises(SystemExit):
+        parse_args(argv)

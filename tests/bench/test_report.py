@@ -74,3 +74,21 @@ def test_write_all_and_rebuild_from_the_json(tmp_path, capsys):
     assert (tmp_path / "again" / "run.md").read_text() == first_md
     assert (tmp_path / "again" / "run.png").exists()
     assert "| 1 | vllama |" in capsys.readouterr().out
+
+
+def test_the_readme_section_says_what_was_not_measured():
+    run = _run()
+    run["ollama"] = {"measured": False, "reason": "no ollama program found (ollama on PATH)"}
+    run["argv"] = ["--serve", "--ollama"]
+    run["load"] = {"vllama": {"server_start_s": 3.0, "loaded_before": False,
+                              "first": {"first_token_s": 9.5, "load_s": 9.1}, "reload": {"first_token_s": 8.0}},
+                   "ceiling": {"engine_start_s": 12.0}}
+    run["memory"] = {"peak_rss": {"vllama": 900 << 20, "ceiling": 1200 << 20}}
+    md = markdown(run)
+    assert "**Ollama columns not measured**: no ollama program found (ollama on PATH)." in md
+    assert "python -m bench --serve --ollama" in md
+    assert "| 1 | 120.0 | 128.0 | not measured | not measured | not measured | not measured |" in md
+    assert "| vllama | 3.00 | 9.50 (9.10) | 8.00 | 900 |" in md
+    assert "| engine alone | 12.00 | – | – | 1200 |" in md
+    assert "| Ollama tuned (C slots) | not measured | not measured | not measured | not measured |" in md
+    assert md.index("#### Load and memory") < md.index("<details>")  # the details come last, folded

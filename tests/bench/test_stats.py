@@ -81,3 +81,32 @@ def test_ratio_and_difference_tolerate_missing_figures():
     assert ratio(None, 100.0) is None and ratio(1.0, 0.0) is None
     assert difference(0.12, 0.1) == pytest.approx(0.02)
     assert difference(None, 0.1) is None
+
+
+def test_prefill_rates_from_the_client_and_the_server():
+    from bench.stats import prefill_summary
+
+    ok = [{"ttft_s": 0.5, "server": {"prompt_eval_count": 1000, "prompt_eval_duration": 400_000_000}},
+          {"ttft_s": 1.0, "server": {"prompt_eval_count": 2000, "prompt_eval_duration": 600_000_000}},
+          {"ttft_s": 0.2, "server": {"prompt_eval_count": 100}}]  # the ceiling reports no duration
+    out = prefill_summary(ok)
+    assert out["prefill_tok_s"]["p50"] == 2000  # 1000/0.5, 2000/1.0, 100/0.2 = 2000, 2000, 500
+    assert out["server_prefill_tok_s"] == pytest.approx(3000 / 1.0)
+    assert out["prompt_tokens"]["max"] == 2000
+    assert prefill_summary([{"ttft_s": None}])["server_prefill_tok_s"] is None
+
+
+def test_ttft_by_turn_and_cpu_per_thousand_tokens():
+    from bench.stats import per_thousand
+
+    reqs = [{"ttft_s": t, "latency_s": 1.0, "eval_count": 10, "turn": turn, "error": None}
+            for turn, t in ((1, 0.5), (2, 0.2), (1, 0.7), (2, 0.4))]
+    summary = level_summary(reqs, 2.0)
+    assert summary["ttft_by_turn"]["1"]["p50"] == pytest.approx(0.6)
+    assert summary["ttft_by_turn"]["2"]["p50"] == pytest.approx(0.3)
+    assert "ttft_by_turn" not in level_summary([{k: v for k, v in r.items() if k != "turn"} for r in reqs], 2.0)
+    summary.update(cpu_s_per_1k=per_thousand(3.0, 40), peak_rss=1 << 20)
+    combined = combine([summary])
+    assert combined["ttft_by_turn"] == {"1": pytest.approx(0.6), "2": pytest.approx(0.3)}
+    assert combined["cpu_s_per_1k"] == 75.0 and combined["peak_rss"] == 1 << 20
+    assert per_thousand(None, 10) is None and per_thousand(1.0, 0) is None

@@ -19,7 +19,8 @@ PROMPTS = [{"id": "a", "prompt": "A"}, {"id": "b", "prompt": "B"}, {"id": "c", "
 def test_requests_per_level_and_the_prompt_cycle():
     w = Workload(PROMPTS)
     assert [w.n_requests(c) for c in (1, 4, 16, 32)] == [8, 8, 32, 64]
-    assert [p["id"] for p in w.schedule(1)] == list("abcabcab")
+    assert [unit[0]["id"] for unit in w.schedule(1)] == list("abcabcab")
+    assert all(len(unit) == 1 for unit in w.schedule(4))
 
 
 def test_shipped_prompts_load():
@@ -29,14 +30,25 @@ def test_shipped_prompts_load():
 
 
 def test_bodies_set_every_option_explicitly_raw_or_chat():
-    path, body = Workload(PROMPTS).http_request("m", PROMPTS[0])
+    w = Workload(PROMPTS)
+    path, body = w.http_request("m", w.schedule(1)[0][0])
     assert path == "/api/generate"
     assert body["raw"] is True and body["stream"] is True and body["prompt"] == "A"
     assert body["options"] == {"num_predict": 64, "temperature": 0.0, "seed": 1, "repeat_penalty": 1.0}
-    path, body = Workload(PROMPTS, chat=True, num_predict=8).http_request("m", PROMPTS[1])
+    assert "format" not in body
+    w = Workload(PROMPTS, kind="chat", num_predict=8)
+    path, body = w.http_request("m", w.schedule(1)[1][0])
     assert path == "/api/chat" and "raw" not in body
     assert body["messages"] == [{"role": "user", "content": "B"}]
     assert body["options"]["num_predict"] == 8
+    w = Workload(PROMPTS, kind="json")
+    path, body = w.http_request("m", w.schedule(1)[0][0])
+    assert path == "/api/chat" and body["format"] == "json" and "JSON" in body["messages"][0]["content"]
+
+
+def test_an_unknown_workload_is_refused():
+    with pytest.raises(ValueError):
+        Workload(PROMPTS, kind="poetry")
 
 
 class CountingTarget:
@@ -120,15 +132,16 @@ async def _one(url, model="m", setup=True, client="lean", **workload):
     target = HttpTarget("t", url, model, http_client=client)
     try:
         info = await target.setup() if setup else None
-        return info, await target.request(Workload(PROMPTS, **workload), PROMPTS[0])
+        w = Workload(PROMPTS, **workload)
+        return info, await target.request(w, w.schedule(1)[0][0])
     finally:
         await target.close()
 
 
 @pytest.mark.parametrize("client", ["lean", "httpx"])
-@pytest.mark.parametrize("chat", [False, True])
-def test_http_target_measures_a_streamed_request(scripted_url, chat, client):
-    info, rec = asyncio.run(_one(scripted_url, chat=chat, client=client))
+@pytest.mark.parametrize("kind", ["raw", "chat"])
+def test_http_target_measures_a_streamed_request(scripted_url, kind, client):
+    info, rec = asyncio.run(_one(scripted_url, kind=kind, client=client))
     assert info["http_client"] == client
     assert info["version"] == "0.24.0"
     assert info["details"]["format"] == "gguf" and info["architecture"] == "llama"
