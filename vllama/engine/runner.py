@@ -130,7 +130,8 @@ class VllmRunner:
                     token_ids=list(completion.token_ids),
                     done=True,
                     done_reason="length" if completion.finish_reason == "length" else "stop",
-                    prompt_eval_count=len(request.prompt_ids),
+                    # the engine's prompt: each image placeholder expanded to the image's tokens
+                    prompt_eval_count=len(out.prompt_token_ids or request.prompt_ids),
                     prompt_eval_duration=max(first - started, 1),
                     eval_count=count,
                     eval_duration=max(last - first, 1),
