@@ -32,7 +32,11 @@ from pathlib import Path
 from typing import Any
 
 SOURCE_FILE = "vllama_source.json"
-"""Written next to the weights: where the folder came from (the GGUF's name, its quantization)."""
+"""Written next to the weights: where the folder came from (the GGUF's name, its quantization, and
+its `general.*` metadata, which /api/show prints as Ollama prints it for the GGUF)."""
+
+# general.* keys the dequantised folder answers itself (from the weights it holds), or Ollama drops
+_GENERAL_OWN = ("general.name", "general.architecture", "general.file_type", "general.parameter_count")
 
 _TOKENIZER_CONFIG_DROP = ("is_local", "local_files_only")
 
@@ -144,7 +148,31 @@ def _describe(gguf_path: Path, dtype: str) -> dict:
         "file_type": file_type or (kinds.most_common(1)[0][0] if kinds else None),
         "tensor_types": dict(kinds.most_common()),
         "dtype": dtype,
+        "general": _general(gguf_path),
     }
+
+
+def _general(gguf_path: Path) -> dict[str, object]:
+    """The GGUF's general.* metadata as /api/show prints it (arrays as null), less _GENERAL_OWN."""
+    try:
+        metadata = read_header(gguf_path).metadata
+    except (OSError, ValueError, struct.error):
+        return {}
+    return {k: v for k, v in metadata.items() if k.startswith("general.") and k not in _GENERAL_OWN}
+
+
+def source_general(folder: Path) -> dict[str, object]:
+    """The general.* metadata of the GGUF a dequantised folder came from; {} for any other folder
+    (or one dequantised before this was recorded)."""
+    try:
+        source = json.loads((folder / SOURCE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    general = source.get("general") if isinstance(source, dict) else None
+    if not isinstance(general, dict):
+        return {}
+    return {k: v for k, v in general.items()
+            if isinstance(k, str) and k.startswith("general.") and k not in _GENERAL_OWN}
 
 
 def _read_header(gguf_path: Path) -> tuple[dict, Counter]:

@@ -41,6 +41,9 @@ def model_info(model: LocalModel) -> dict[str, Any]:
         out["general.organization"] = repo.split("/")[0]
     out["general.parameter_count"] = count
     out["general.type"] = "model"
+    # A folder dequantised from a GGUF (the embedded model, a `create` from a GGUF): that GGUF's own
+    # general.* keys (basename, size_label, finetune, license, languages, quantization_version, ...)
+    out.update(gguf.source_general(model.path))
 
     def first(*keys: str) -> Any:
         return next((text[k] for k in keys if isinstance(text.get(k), (int, float))), None)
