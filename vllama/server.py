@@ -69,10 +69,15 @@ def build(settings: EngineSettings, store: ModelStore | None = None, bind_host: 
             embedder = VllmEmbedder.start(kwargs)
             watch(embedder, embedder.engine)  # vLLM's figures for /metrics
             return embedder
+        from .engine.parsers import reasoning_parser_name
         from .engine.runner import VllmRunner
+        from .models.info import chat_template
 
         max_len = model.config.get("max_position_embeddings")
-        kwargs = settings.engine_kwargs(str(model.path), max_len, model.config, model.files, context=context)
+        # the reasoning parser serving reads replies with (serving/replies.py), for `format` after a thought
+        reasoning = reasoning_parser_name(str(model.config.get("model_type", "")), chat_template(model))
+        kwargs = settings.engine_kwargs(str(model.path), max_len, model.config, model.files, context=context,
+                                        reasoning_parser=reasoning)
         runner = VllmRunner.start(gguf_engine_kwargs(kwargs, *native) if native else kwargs)
         watch(runner, runner.engine)
         return runner

@@ -130,10 +130,13 @@ class EngineSettings:
 
     def engine_kwargs(self, model_path: str, model_max_len: int | None, config: dict[str, Any] | None = None,
                       files: list[dict[str, Any]] | None = None,
-                      device: memory.DeviceMemory | None = None, context: int = 0) -> dict[str, Any]:
+                      device: memory.DeviceMemory | None = None, context: int = 0,
+                      reasoning_parser: str | None = None) -> dict[str, Any]:
         """vLLM's arguments for one model. With its config and files, the KV cache is sized for its
         context (`kv_cache_memory_bytes`, on a GPU too, with a `gpu_memory_utilization` share of the
-        device's total that fits the estimate) unless the user sized it."""
+        device's total that fits the estimate) unless the user sized it. With a `reasoning_parser`
+        (vLLM's name, engine/parsers.py), structured outputs wait for the reasoning to end in requests
+        that let the model think (the runner passes `reasoning_ended=True` to those that do not)."""
         gpu = on_gpu()
         kwargs: dict[str, Any] = {
             "model": model_path,
@@ -149,6 +152,11 @@ class EngineSettings:
             kwargs.update(dtype="float32", enforce_eager=True, kv_cache_memory_bytes=CPU_KV_CACHE_BYTES)
         if not any(name in self.overrides for name in MEMORY_ARGS):
             kwargs.update(self.memory_kwargs(config or {}, files or [], model_max_len, gpu, device, context))
+        if reasoning_parser:
+            # Only the structured-output config's: vLLM's engine-wide `reasoning_parser` argument also
+            # builds the parser at start (a load failure for a tokenizer without its tokens) and turns
+            # on the thinking-budget machinery, which vllama does not use.
+            kwargs["structured_outputs_config"] = {"reasoning_parser": reasoning_parser}
         kwargs.update(self.overrides)
         kwargs["model"] = model_path
         return kwargs

@@ -61,6 +61,9 @@ class Completion:
     want_json: bool = False
     logprobs: int | None = None  # None: none; k: the sampled token's and the k most likely
     regex: str | None = None  # force the output to match (tests force tool calls with it)
+    # The reply opens with a thought (think on, the prompt did not close it): `format`/`regex` apply
+    # once the engine's reasoning parser sees the thought end. False: from the first token.
+    thinks_first: bool = False
     images: list[bytes] = field(default_factory=list)  # encoded images, in prompt order (vision models)
 
 

@@ -21,12 +21,17 @@ _ids = itertools.count()
 class VllmRunner:
     """Each call to `complete` is its own engine request: vLLM batches them, nothing here serialises."""
 
-    def __init__(self, engine: Any, context_length: int, cache_bytes: int = 0, on_gpu: bool = False):
+    def __init__(self, engine: Any, context_length: int, cache_bytes: int = 0, on_gpu: bool = False,
+                 reasoning_parser: str = ""):
         self.engine = engine
         self.tokenizer = engine.get_tokenizer()
         self.context_length = context_length
         self.cache_bytes = cache_bytes  # for /api/ps `size`: weights + KV cache
         self.on_gpu = on_gpu
+        # The engine's structured-output reasoning parser (vLLM's name, "" for none), and whether it fits
+        # this tokenizer: only then does `format` wait for the end of a thought (requests that think first).
+        self.reasoning_parser = reasoning_parser
+        self.thinks_first = _parser_fits(reasoning_parser, self.tokenizer)
         # request id -> what it asked for: logged when the engine core dies, to name the mix that killed it
         self._in_flight: dict[str, str] = {}
         self._death_logged = False
@@ -47,7 +52,8 @@ class VllmRunner:
 
             # the KV cache as the started engine allocated it (its blocks), for /api/ps
             return cls(engine, engine.model_config.max_model_len, allocated_kv_bytes(engine.vllm_config),
-                       not current_platform.is_cpu())
+                       not current_platform.is_cpu(),
+                       engine.vllm_config.structured_outputs_config.reasoning_parser or "")
         except BaseException:
             close_async_llm(engine)  # a started engine is never left to the garbage collector
             raise
@@ -110,7 +116,7 @@ class VllmRunner:
             prompt: dict[str, Any] = {"prompt_token_ids": request.prompt_ids}
             if request.images:  # the rendered prompt holds the model's image placeholders
                 prompt["multi_modal_data"] = {"image": decode_images(request.images)}
-            stream = self.engine.generate(prompt, params, request_id)
+            stream = self.engine.generate(prompt, params, request_id, **self._reasoning_gate(request, structured))
             async for out in stream:
                 answered = True
                 now = time.perf_counter_ns()
@@ -149,6 +155,18 @@ class VllmRunner:
         finally:
             self._in_flight.pop(request_id, None)
 
+    def _reasoning_gate(self, request: Completion, structured: Any) -> dict[str, Any]:
+        """When the engine's grammar starts, for an engine with a reasoning parser (vLLM decides per
+        request: `reasoning_ended=True` constrains from the first token; None lets the engine's parser
+        find the end of the thought, in the prompt or the reply, and constrain from there).
+
+        A request that does not think first is constrained from its first token: otherwise the engine
+        would wait for an end-of-thought token that never comes, and the reply would run free. So is
+        every request where the parser does not fit the tokenizer: the engine core then never builds it."""
+        if structured is None or not self.reasoning_parser:
+            return {}
+        return {"reasoning_ended": None if request.thinks_first and self.thinks_first else True}
+
     def _log_death(self, request_id: str) -> None:
         """Once per engine: the requests in flight when its core died (the first failing one first)."""
         if self._death_logged:
@@ -156,6 +174,21 @@ class VllmRunner:
         self._death_logged = True
         mix = [self._in_flight.get(request_id, "?")] + [d for r, d in self._in_flight.items() if r != request_id]
         log.error("engine core died with %d requests in flight: %s", len(mix), "; ".join(mix))
+
+
+def _parser_fits(name: str, tokenizer: Any) -> bool:
+    """Whether vLLM's reasoning parser `name` can be built for the tokenizer (its think tokens are in
+    the vocabulary): the engine core builds it lazily, and a failure there would kill the engine."""
+    if not name or tokenizer is None:
+        return False
+    from vllm.reasoning import ReasoningParserManager
+
+    try:
+        ReasoningParserManager.get_reasoning_parser(name)(tokenizer)
+    except Exception as err:  # KeyError: no such parser; ValueError/RuntimeError: tokens missing
+        log.info("reasoning parser %s does not fit this tokenizer (%s): format constrains from the start", name, err)
+        return False
+    return True
 
 
 def image_parts(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
