@@ -130,6 +130,12 @@ class ReasoningStream:
         self.ids: list[int] = []
         self._leading = True  # newlines right after the opening tag are layout, not thought
 
+    @property
+    def may_think(self) -> bool:
+        """Whether a thought can still come (the prompt opened one, or the reply may): False where
+        the template closed it (think: false)."""
+        return self.state != "content"
+
     @classmethod
     def build(cls, name: str, tokenizer: Any, prompt_ids: Sequence[int] = (),
               prompt: str = "") -> ReasoningStream | None:

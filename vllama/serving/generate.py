@@ -214,7 +214,8 @@ async def generate(ctx: ServingContext, req: CommonRequest) -> AsyncIterator[Eve
         writer = ReplyWriter(reply_shape(
             can_think=can_think, hide_thinking=req.think is False, model_type=str(model.config.get("model_type", "")),
             tools=tools, chat_template=runner.chat_template, tokenizer=runner.tokenizer, prompt=prompt,
-            prompt_ids=prompt_ids))
+            prompt_ids=prompt_ids, formatted=req.format is not None))
+        request.thinks_first = writer.shape.thinks_first  # `format` after the thought, as the reply is read
         keeps_context = isinstance(req, GenerateRequest) and not req.raw
         async for chunk in runner.complete(request):
             for delta in writer.feed(chunk):

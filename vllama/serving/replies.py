@@ -18,6 +18,7 @@ class ReplyShape:
     tool_parser: str | None = None
     tools: list[dict[str, Any]] = field(default_factory=list)
     tokenizer: Any = None
+    thinks_first: bool = False  # a `format` applies after the thought (Completion.thinks_first)
 
 
 class ReplyWriter:
@@ -80,15 +81,27 @@ class ReplyWriter:
 
 
 def reply_shape(*, can_think: bool, hide_thinking: bool, model_type: str, tools: list[dict[str, Any]],
-                chat_template: str, tokenizer: Any, prompt: str, prompt_ids: list[int]) -> ReplyShape:
+                chat_template: str, tokenizer: Any, prompt: str, prompt_ids: list[int],
+                formatted: bool = False) -> ReplyShape:
     """How a model's reply is split: vLLM's reasoning parser for its family where its tokenizer has
-    the parser's tokens (else the text splitter), vLLM's tool parser from the template's markers."""
+    the parser's tokens (else the text splitter), vLLM's tool parser from the template's markers.
+
+    With a `format` (`formatted`), the model thinks first where vLLM's parser reads the reply, the
+    request thinks (think not false) and the prompt did not close the thought: the engine's grammar
+    then starts at the end of the thought (the engine was started with the same parser). Otherwise
+    the grammar holds from the first token, so the whole reply is content."""
     thinking: Thinking | None = None
+    thinks_first = False
     if can_think:
         name = reasoning_parser_name(model_type, chat_template)
-        thinking = ReasoningStream.build(name, tokenizer, prompt_ids, prompt) if name else None
-        if thinking is None:
+        stream = ReasoningStream.build(name, tokenizer, prompt_ids, prompt) if name else None
+        thinks_first = formatted and stream is not None and not hide_thinking and stream.may_think
+        if stream is not None:
+            thinking = stream
+        else:
             thinking = ThinkingSplitter(opened=prompt.rstrip().endswith(THINK_OPEN))
+        if formatted and not thinks_first:
+            thinking = None  # JSON from the first token: no thought to split off
     return ReplyShape(thinking=thinking, hide_thinking=hide_thinking,
                       tool_parser=tool_parser_name(chat_template) if tools else None,
-                      tools=tools, tokenizer=tokenizer)
+                      tools=tools, tokenizer=tokenizer, thinks_first=thinks_first)
