@@ -181,7 +181,8 @@ def section(run: dict[str, Any]) -> list[str]:
               "The CPU time of each server's process tree during the level (the engine alone: its engine core and "
               "the bench process its front end runs in).", "", *efficiency_table(run)]
     lines += ["", "#### Load and memory", "",
-              "First token of one short request as the server came up, and again after `keep_alive: 0` unloaded "
+              "Server start: until it answered HTTP (the engine alone: its engine start). First token of one short "
+              "request as the server came up, and again after `keep_alive: 0` unloaded "
               "the model (the server's load_duration in brackets); peak RSS of the server's process tree over the "
               "run (the engine alone: with the bench process).", "", *load_memory_table(run)]
     lines += ["", *foreign_line(run)]
