@@ -1,4 +1,5 @@
-"""Starting a vLLM AsyncLLM quickly: on the CPU, its engine-core process is forked, not spawned.
+"""Starting a vLLM AsyncLLM quickly: on the CPU, its engine-core process is forked, not spawned, and
+what one start of a model computes in the server is prepared again, off the critical path, for its next.
 
 vLLM's CPU platform forces `spawn` for every process it starts, because a forked OpenMP runtime that
 has already run parallel work hangs in the child. A spawned engine core re-imports torch and vLLM
@@ -12,30 +13,62 @@ forking it is safe: the child starts with torch and vLLM imported. The engine co
 (`allow_fork`, which `serve` calls) forks: any other (a test, a benchmark's in-process engine) may
 have run torch kernels, and a child forked from it would hang, so it spawns as vLLM does.
 `VLLAMA_ENGINE_START=spawn` switches the server back to vLLM's way.
+
+Warm starts (in the server, the process that allowed fork; `VLLAMA_WARM_START=0` turns them off), measured
+on SmolLM2-135M on 2 cores (bench/cold_start.py):
+- The server's heap is frozen for the garbage collector (`gc.freeze`) while the core is forked: the
+  core inherits it frozen, so the full collections vLLM runs while it loads the model (three, and
+  `freeze_gc_heap`) scan only the core's own objects, not the server's torch, transformers and vLLM.
+- The modules the core would import itself (the CPU worker, its model runner, the attention backend)
+  are imported with vLLM while the server starts, so no forked core imports them again.
+- vLLM's AsyncLLM builds its renderer (a pool of deep copies of the tokenizer, 1-3 s here) in the
+  server before it starts the core, on every load. As an engine stops (stopping is mostly waiting for
+  its core to exit), the next start of the same engine arguments is prepared in the background: its
+  resolved VllmConfig and a fresh renderer for it, which that start then uses instead of building
+  them (waiting for them if they are still being built). At most `SPARES` are kept.
 """
 
 from __future__ import annotations
 
+import copy
+import gc
+import importlib
+import logging
 import os
 import threading
-from typing import TYPE_CHECKING
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from ..config import env
 
 if TYPE_CHECKING:
+    from vllm.config import VllmConfig
     from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.v1.engine.async_llm import AsyncLLM
 
+log = logging.getLogger("vllama.engine")
+
 # Engine configs and launches from concurrent loads must not interleave: building a config resets
-# the start method to `spawn` (vLLM's CPU platform does), so each launch sets it right before.
+# the start method to `spawn` (vLLM's CPU platform does), so each launch sets it right before. A spare
+# is built under the same lock, so no core is forked while the server builds one.
 _launching = threading.Lock()
+
+# Engine starts prepared for later (see the module's docstring), the most recently stopped last.
+SPARES = 2
 
 
 _fork_allowed = False
+_warm_starts = True  # in a process that allowed fork, until it shuts down
 
 
 def allow_fork() -> None:
-    """This process runs no torch kernels (see above): its engines may fork."""
+    """This process (the server) runs no torch kernels (see above): its engines may fork, and it
+    keeps what one start computes for the next (warm starts)."""
     global _fork_allowed
     _fork_allowed = True
 
@@ -45,25 +78,175 @@ def start_method() -> str:
     return "fork" if _fork_allowed and env("VLLAMA_ENGINE_START") != "spawn" else "spawn"
 
 
+def warm_starts() -> bool:
+    """In the server, unless VLLAMA_WARM_START=0; off elsewhere (a test's engines would only spend
+    CPU on spares)."""
+    return _fork_allowed and _warm_starts and env("VLLAMA_WARM_START").lower() not in ("0", "false", "no", "off")
+
+
+def stop_warm_starts() -> None:
+    """No more spares (the server is shutting down: its engines are stopped for good); drop those kept."""
+    global _warm_starts
+    _warm_starts = False
+    _spares.clear()
+
+
+class _Spare:
+    """The VllmConfig and renderer of an engine start, built ahead of it."""
+
+    def __init__(self, args: AsyncEngineArgs):
+        self.future: Future[tuple[VllmConfig, Any]] = Future()
+        self.args = args
+
+
+class _Spares:
+    """Spares by engine arguments (their repr), each used once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_key: OrderedDict[str, _Spare] = OrderedDict()
+
+    def take(self, key: str) -> _Spare | None:
+        with self._lock:
+            return self._by_key.pop(key, None)
+
+    def put(self, key: str, spare: _Spare) -> None:
+        with self._lock:
+            old = self._by_key.pop(key, None)
+            self._by_key[key] = spare
+            dropped = [old] if old is not None else []
+            while len(self._by_key) > SPARES:
+                dropped.append(self._by_key.popitem(last=False)[1])
+        for gone in dropped:
+            gone.future.add_done_callback(_discard)
+
+    def clear(self) -> None:
+        with self._lock:
+            dropped, self._by_key = list(self._by_key.values()), OrderedDict()
+        for gone in dropped:
+            gone.future.add_done_callback(_discard)
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+
+def _discard(future: Future) -> None:
+    """A spare no start will use: its renderer's executors are shut down."""
+    if future.exception() is None:
+        _, renderer = future.result()
+        renderer.shutdown()
+
+
+_spares = _Spares()
+# engine -> (its arguments' key, a copy of the arguments as given): what its next start would be
+_started: weakref.WeakKeyDictionary[Any, tuple[str, AsyncEngineArgs]] = weakref.WeakKeyDictionary()
+
+
+def _key(args: AsyncEngineArgs) -> str:
+    return repr(args)
+
+
 def launch_async_llm(args: AsyncEngineArgs) -> AsyncLLM:
     """Blocking: the started engine (its core process up and its model loaded)."""
     from vllm.platforms import current_platform
     from vllm.v1.engine.async_llm import AsyncLLM
     from vllm.v1.executor import Executor
 
-    if not current_platform.is_cpu():
-        return AsyncLLM.from_engine_args(args)
+    cpu = current_platform.is_cpu()
+    warm = warm_starts()
+    key = _key(args) if warm else ""
+    given = copy.deepcopy(args) if warm else None  # as given: create_engine_config may adjust it
+    prepared = _prepared(key) if warm else None  # waited for outside the lock its builder holds
     with _launching:  # AsyncLLM.from_engine_args, with the start method set between its two steps
-        config = args.create_engine_config()
-        os.environ["VLLM_WORKER_MULTIPROC_METHOD"] = start_method()
-        return AsyncLLM(vllm_config=config, executor_class=Executor.get_class(config),
-                        log_requests=args.enable_log_requests, log_stats=not args.disable_log_stats)
+        config, renderer = prepared or (args.create_engine_config(), None)
+        if cpu:
+            os.environ["VLLM_WORKER_MULTIPROC_METHOD"] = start_method()
+        fork = cpu and start_method() == "fork"
+        if fork:
+            _await_early_import()  # a lock an import holds on another thread would stay held in the child
+        with _renderer_for(config, renderer), _frozen_heap(warm and fork):
+            engine = AsyncLLM(vllm_config=config, executor_class=Executor.get_class(config),
+                              log_requests=args.enable_log_requests, log_stats=not args.disable_log_stats)
+    if given is not None:
+        _started[engine] = (key, given)
+    return engine
+
+
+def _prepared(key: str) -> tuple[VllmConfig, Any] | None:
+    spare = _spares.take(key)
+    if spare is None:
+        return None
+    try:
+        return spare.future.result()
+    except Exception:  # built as vLLM would; if that failed, the start fails the same way itself
+        log.debug("the prepared engine start failed; starting without it", exc_info=True)
+        return None
+
+
+@contextmanager
+def _renderer_for(config: VllmConfig, renderer: Any) -> Iterator[None]:
+    """While an AsyncLLM is built for `config`, it takes `renderer` (built for it) rather than
+    building its own. Other configs (an engine started elsewhere meanwhile) build theirs."""
+    if renderer is None:
+        yield
+        return
+    async_llm: Any = importlib.import_module("vllm.v1.engine.async_llm")
+    original: Callable[..., Any] = async_llm.renderer_from_config
+
+    def prepared(vllm_config: VllmConfig, **kwargs: Any) -> Any:
+        return renderer if vllm_config is config and not kwargs else original(vllm_config, **kwargs)
+
+    async_llm.renderer_from_config = prepared
+    try:
+        yield
+    finally:
+        async_llm.renderer_from_config = original
+
+
+@contextmanager
+def _frozen_heap(freeze: bool) -> Iterator[None]:
+    """The server's objects frozen for the garbage collector while the core is forked (see above);
+    thawed again after, so the server's own garbage is collected as before."""
+    if not freeze:
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def engine_stopped(engine: Any) -> None:
+    """`engine` is being stopped for good: prepare its next start, in the background (see above)."""
+    entry = _started.pop(engine, None)
+    if entry is None or not warm_starts():
+        return
+    key, args = entry
+    spare = _Spare(args)
+    _spares.put(key, spare)
+    threading.Thread(target=_build, args=(spare,), name="vllama-prepare-engine", daemon=True).start()
+
+
+def _build(spare: _Spare) -> None:
+    try:
+        renderer_from_config = importlib.import_module("vllm.renderers").renderer_from_config
+        started = time.perf_counter()
+        with _launching:  # no core forks while the server builds this (see the lock)
+            config = copy.deepcopy(spare.args).create_engine_config()
+            renderer = renderer_from_config(config)
+        log.debug("prepared the next start of %s in %.2f s", config.model_config.model,
+                  time.perf_counter() - started)
+        spare.future.set_result((config, renderer))
+    except BaseException as err:
+        spare.future.set_exception(err)
 
 
 def import_early() -> threading.Thread:
     """Import vLLM in the background while the server starts, so the first request does not wait for
     the whole import (5-13 s here) after it arrives; a load started meanwhile waits on the import lock
-    for what is left. Call after the process environment for vLLM is set (vLLM reads it at import)."""
+    for what is left. Call after the process environment for vLLM is set (vLLM reads it at import).
+    On the CPU, with warm starts, the engine core's own modules too: its forks then inherit them."""
 
     def run() -> None:
         import vllm.engine.arg_utils  # noqa: F401
@@ -72,6 +255,43 @@ def import_early() -> threading.Thread:
         import vllm.v1.engine.async_llm  # noqa: F401
         import vllm.v1.executor  # noqa: F401
 
-    thread = threading.Thread(target=run, name="vllama-import-vllm", daemon=True)
+        if warm_starts():
+            _import_core_modules()
+
+    global _early
+    thread = _early = threading.Thread(target=run, name="vllama-import-vllm", daemon=True)
     thread.start()
     return thread
+
+
+_early: threading.Thread | None = None
+
+
+def _await_early_import() -> None:
+    """Let `import_early` finish before a fork: a module that thread is importing holds its import
+    lock, which the forked child would inherit held by a thread it does not have, and wait on forever."""
+    thread = _early
+    if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+        thread.join()
+
+
+# What a forked CPU engine core imports after the fork (py-spy on it), when the server has not.
+CORE_MODULES = (
+    "vllm.v1.worker.cpu_worker",
+    "vllm.v1.worker.cpu_model_runner",
+    "vllm.v1.attention.backends.cpu_attn",
+    "vllm.model_executor.layers.quantization.online.base",
+    "vllm.model_executor.model_loader.default_loader",
+)
+
+
+def _import_core_modules() -> None:
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return  # a GPU's workers are spawned: nothing imported here reaches them
+    for name in CORE_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # moved in another vLLM: the core imports what it needs itself
+            log.debug("could not import %s early", name, exc_info=True)

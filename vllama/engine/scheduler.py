@@ -264,6 +264,9 @@ class Scheduler:
 
     async def shutdown(self) -> None:
         """Unload every model: each engine is stopped (process, sockets, zmq context) before this returns."""
+        from .launch import stop_warm_starts
+
+        stop_warm_starts()  # stopped for good: no next start to prepare for
         reaper, self._reaper = self._reaper, None
         if reaper is not None:
             reaper.cancel()

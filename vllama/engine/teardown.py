@@ -7,6 +7,8 @@ test's private loop). A context collected while one of its sockets is still open
 `Context.term()`, on whichever thread the collector happens to run: a later test's fixture, or the
 server's event loop some time after an unload. So here the sockets are closed and the context is
 terminated explicitly, every time.
+
+As an engine stops, its next start is prepared in the background (engine/launch.py, warm starts).
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ def close_async_llm(engine: AsyncLLM, timeout: float | None = None) -> None:
     """Stop the engine-core process, close the client's zmq sockets and terminate its context.
     Idempotent; safe on the output loop's thread, on a worker thread while that loop runs (how the
     scheduler unloads), and with that loop stopped or closed."""
+    from .launch import engine_stopped
+
+    engine_stopped(engine)  # its next start is prepared meanwhile: stopping is mostly waiting for the core
+    _close(engine, timeout)
+
+
+def _close(engine: AsyncLLM, timeout: float | None) -> None:
     from vllm.v1.engine.core_client import MPClient
     from vllm.v1.engine.utils import CoreEngineProcManager
 
