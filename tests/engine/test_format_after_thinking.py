@@ -68,7 +68,7 @@ class _RecordingEngine:
 
     async def generate(self, prompt, params, request_id, **kwargs):
         self.calls.append({"structured": params.structured_outputs, **kwargs})
-        yield type("Out", (), {"outputs": [_Output()], "finished": True})()
+        yield type("Out", (), {"outputs": [_Output()], "finished": True, "prompt_token_ids": None})()
 
 
 def _gate(runner, completion: Completion) -> dict[str, Any]:
