@@ -34,7 +34,7 @@ import tempfile
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import cached_property
@@ -282,6 +282,9 @@ class ModelStore:
         self._pins: Counter[str] = Counter()
         self._lock = threading.RLock()
         self._converting: dict[str, threading.Lock] = {}
+        # manifest path -> (its stat, whether the GGUF was converted, the record): every request resolves
+        # its model, and a record's config, details and capabilities are read from disk once per manifest
+        self._records: dict[str, tuple[tuple[int, int, int], bool, LocalModel]] = {}
 
     # -- blobs --------------------------------------------------------------------------------
 
@@ -375,7 +378,32 @@ class ModelStore:
                 continue  # a temporary file, or something that is not ours
             yield name, path
 
+    def _cached(self, path: Path, build: Callable[[], LocalModel]) -> LocalModel:
+        """The record for a manifest file, rebuilt when the file changed (a rewrite replaces it: new
+        inode and mtime) or when its GGUF has been converted since. A snapshot is still checked on
+        every call: it is rebuilt when broken."""
+        st = path.stat()
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        hit = self._records.get(str(path))
+        if hit is not None and hit[0] == stamp and hit[1] == hit[2].is_converted:
+            model = hit[2]
+            if model.ollama is None:
+                self._ensure_snapshot(model.digest, model.files)
+            return model
+        model = build()
+        self._records[str(path)] = (stamp, model.is_converted, model)
+        return model
+
     def _load(self, name: ModelName, path: Path) -> LocalModel:
+        return self._cached(path, lambda: self._read(name, path))
+
+    def _load_ollama(self, name: ModelName, path: Path) -> LocalModel:
+        """A model of the user's Ollama store (read, never written)."""
+        assert self.ollama is not None
+        ollama = self.ollama
+        return self._cached(path, lambda: self._from_ollama(ollama.read(name, path), ORIGIN_OLLAMA))
+
+    def _read(self, name: ModelName, path: Path) -> LocalModel:
         raw = path.read_bytes()
         manifest = json.loads(raw)
         if is_ollama_manifest(manifest):  # pulled from Ollama's registry, or copied from its store
@@ -459,7 +487,7 @@ class ModelStore:
             found = self._find_ollama(parsed)
             if found is None:
                 raise ModelNotFound(str(name))
-            return self._from_ollama(self.ollama.read(*found), ORIGIN_OLLAMA)  # type: ignore[union-attr]
+            return self._load_ollama(*found)
         stored = path.relative_to(self.manifests_dir).parts
         return self._load(ModelName(model=stored[2], tag=stored[3], namespace=stored[1], host=stored[0]), path)
 
@@ -482,7 +510,7 @@ class ModelStore:
                 if name.key in seen:
                     continue
                 try:
-                    models.append(self._from_ollama(self.ollama.read(name, path), ORIGIN_OLLAMA))
+                    models.append(self._load_ollama(name, path))
                 except (OSError, ValueError, KeyError, TypeError) as err:
                     log.warning("skipping unreadable Ollama manifest %s: %s", path, err)
         models.sort(key=lambda m: m.modified_at, reverse=True)
