@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx._transports.default as httpx_transport
 import pytest
 
 from tests.live_server import HTTP, vllama_process
+
+# Every test speaks plain HTTP on loopback, yet each httpx client (thousands in a run: one per
+# `httpx.post`, one per SDK client) builds an SSL context and loads the CA bundle, 40-250 ms of CPU
+# here. The default context is built once per test process instead.
+_build_ssl_context = httpx_transport.create_ssl_context
+_default_ssl_context = _build_ssl_context()
+
+
+def _shared_ssl_context(verify=True, cert=None, trust_env=True):
+    if verify is True and cert is None:
+        return _default_ssl_context
+    return _build_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+
+
+httpx_transport.create_ssl_context = _shared_ssl_context
 
 TINY = "tiny"  # a random 2-layer Llama: fast, meaningless text
 SMOL = "smollm2:135m"  # SmolLM2-135M-Instruct from PyPI: real answers
@@ -49,6 +65,15 @@ def server(models_dir, tmp_path_factory) -> str:
     log = tmp_path_factory.mktemp("logs") / "serve.log"
     with vllama_process(models_dir, env=ENGINE_ENV, log_path=log) as url:
         yield url
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under xdist, every engine test runs on one worker (`--dist loadgroup`): the session's live
+    server starts once, and one engine at a time shares the CPU with the other workers' tests."""
+    for item in items:
+        if item.get_closest_marker("engine"):
+            item.add_marker(pytest.mark.xdist_group("engine"))
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:

