@@ -9,8 +9,10 @@ written and each tool call goes out as soon as its arguments close, as Ollama st
 
 Hand-written pieces, where vLLM has none: `ThinkingSplitter`, the text split on `<think>`, for a
 vocabulary without `<think>`/`</think>` tokens (vLLM's think parsers key on those token ids and
-refuse such a tokenizer); and the hold-until-the-end path for a tool parser vLLM cannot build for
-the tokenizer at hand (it then parses the whole reply, or leaves it as content).
+refuse such a tokenizer); `MarkerAligner`, which lines the text up with the token ids for vLLM's
+token-id reasoning parsers (with stop strings vLLM's text lags its ids; its engine-based parsers
+line them up themselves, the older ones do not); and the hold-until-the-end path for a tool parser
+vLLM cannot build for the tokenizer at hand (it then parses the whole reply, or leaves it as content).
 """
 
 from __future__ import annotations
@@ -115,7 +117,14 @@ class ReasoningStream:
     the reply must start with the opening tag; only a thought goes through the parser."""
 
     def __init__(self, parser: Any, prompt_ids: Sequence[int] = (), prompt: str = ""):
+        from vllm.parser.engine.adapters import ParserEngineReasoningAdapter
+
         self.parser = parser
+        # vLLM's engine-based parsers (qwen3, mistral, granite, ...) defer a marker token until its
+        # text arrives, and hold text back until finish_streaming; the older token-id parsers
+        # (deepseek_r1 and the other BaseThinkingReasoningParser ones) need the text lined up.
+        self.engine_based = isinstance(parser, ParserEngineReasoningAdapter)
+        self.aligner = None if self.engine_based else MarkerAligner.for_parser(parser)
         parser.adjust_initial_state_from_prompt(list(prompt_ids))
         start = parser.reasoning_start_str or THINK_OPEN
         if prompt_ids and parser.is_reasoning_end(list(prompt_ids)):
@@ -161,7 +170,15 @@ class ReasoningStream:
             self.state = "thinking" if head.startswith(self.start) else "content"
             if self.state == "content":
                 return "", delta
-        return self._parse(delta, token_ids)
+        pieces = self.aligner.feed(delta, token_ids, final) if self.aligner else [(delta, list(token_ids))]
+        thinking, content = "", ""
+        for text, ids in pieces:
+            thought, said = self._parse(text, ids)
+            thinking, content = thinking + thought, content + said
+        if final and self.engine_based:
+            thought, said = self._message(self.parser.finish_streaming())
+            thinking, content = thinking + thought, content + said
+        return thinking, content
 
     def _parse(self, delta: str, token_ids: Sequence[int]) -> tuple[str, str]:
         previous_text, previous_ids = self.text, list(self.ids)
@@ -169,8 +186,10 @@ class ReasoningStream:
         self.ids.extend(token_ids)
         if not delta:
             return "", ""
-        msg = self.parser.extract_reasoning_streaming(previous_text, self.text, delta, previous_ids,
-                                                      list(self.ids), list(token_ids))
+        return self._message(self.parser.extract_reasoning_streaming(
+            previous_text, self.text, delta, previous_ids, list(self.ids), list(token_ids)))
+
+    def _message(self, msg: Any) -> tuple[str, str]:
         if msg is None:
             return "", ""
         thinking = msg.reasoning or ""
@@ -178,6 +197,65 @@ class ReasoningStream:
             thinking = thinking.lstrip("\n")
             self._leading = not thinking
         return thinking, msg.content or ""
+
+
+class MarkerAligner:
+    """Cuts the stream into (text, token ids) pieces that agree at the reasoning markers, for vLLM's
+    token-id reasoning parsers (BaseThinkingReasoningParser: deepseek_r1, ...).
+
+    Those parsers find `<think>`/`</think>` by token id in a delta and cut that delta's text there,
+    so they need the delta's text to be the text of its ids. vLLM's detokenizer sends the ids at once
+    but, while a request has stop strings, holds back the last (longest stop - 1) characters of text
+    (`BaseIncrementalDetokenizer.get_next_output_text`) until the request ends, and a chunk of several
+    tokens holds a marker with other text. Here each marker token goes to the parser alone with its own
+    text, once that text has arrived (a single marker token is what those parsers skip, so its text
+    never lands in the thought or the answer); ids of the other tokens go with the text between the
+    markers. Hand-written: vLLM's engine-based parsers do this in their TokenIDScanner, the older
+    parsers have nothing for it."""
+
+    def __init__(self, markers: dict[int, str]):
+        self.markers = markers  # token id -> its text, for the markers the detokenizer writes out
+        self.text = ""  # arrived, not yet passed on
+        self.ids: list[int] = []  # arrived, not yet passed on
+
+    @classmethod
+    def for_parser(cls, parser: Any) -> MarkerAligner | None:
+        """None where the parser's markers are not single tokens written into the text."""
+        tokenizer, vocab = parser.model_tokenizer, parser.vocab
+        markers = {}
+        for marker in (parser.reasoning_start_str, parser.reasoning_end_str):
+            token_id = vocab.get(marker) if marker else None
+            # a special token the engine skips (skip_special_tokens) has no text to wait for
+            if token_id is not None and tokenizer.decode([token_id], skip_special_tokens=True) == marker:
+                markers[token_id] = marker
+        return cls(markers) if markers else None
+
+    def feed(self, text: str, token_ids: Sequence[int], final: bool) -> list[tuple[str, list[int]]]:
+        self.text += text
+        self.ids.extend(token_ids)
+        pieces: list[tuple[str, list[int]]] = []
+        while True:
+            at_id = next((i for i, token in enumerate(self.ids) if token in self.markers), -1)
+            if at_id < 0:
+                if self.text or (final and self.ids):
+                    pieces.append((self.text, self.ids))
+                    self.text, self.ids = "", []
+                return pieces
+            marker = self.markers[self.ids[at_id]]
+            at = self.text.find(marker)
+            if at < 0 and final:  # its text never came (cut by a stop string): the id alone would mislead
+                del self.ids[at_id]
+                continue
+            if at < 0:  # the marker's text has not arrived: pass on what cannot be part of it
+                head = self.text[: len(self.text) - partial_suffix(self.text, marker)]
+                if head:
+                    pieces.append((head, self.ids[:at_id]))
+                    self.text, self.ids = self.text[len(head):], self.ids[at_id:]
+                return pieces
+            if at or at_id:
+                pieces.append((self.text[:at], self.ids[:at_id]))
+            pieces.append((marker, [self.ids[at_id]]))
+            self.text, self.ids = self.text[at + len(marker):], self.ids[at_id + 1:]
 
 
 class ToolStream:

@@ -1,0 +1,103 @@
+"""Thinking split at the markers on the real engine while the request has stop strings.
+
+With stop strings vLLM's detokenizer holds back the last (longest stop - 1) characters of the text
+until the request ends, while the token ids come at once; vLLM's deepseek_r1 parser finds the markers
+by id and cuts the text, so the split landed in the wrong place (`thinking` "<think>anuary…", content
+"t</think>…"). The tiny Llama with `<think>`/`</think>` tokens (test_format_after_thinking_engine) and
+a logits processor that writes the markup: `<think>` first, `</think>` after THOUGHT_TOKENS tokens,
+then an answer without markers that runs to num_predict. Stop strings that never match leave the
+tokens as they are, so the same request splits the same way with and without them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tests.engine.test_format_after_thinking_engine import THINK_CLOSE, THINK_OPEN, build_thinking_tiny
+from vllama.engine.args import EngineSettings
+
+pytestmark = pytest.mark.engine
+
+THOUGHT_TOKENS = 6
+NAME = "thinky-stops"
+# never in this model's output; the longest makes vLLM hold back 23 characters of text
+STOPS = ["<|im_start|>", "never said, never matched"]
+
+EngineSettings().apply_process_env()  # before vLLM is imported: it reads these at import
+
+from vllm.v1.sample.logits_processor import AdapterLogitsProcessor  # noqa: E402
+
+
+class ThinkThenAnswer(AdapterLogitsProcessor):
+    """Stands in for a thinking model: `<think>` first, `</think>` after THOUGHT_TOKENS tokens of free
+    thought, then free text with no markers and no end of turn (it runs to num_predict)."""
+
+    def __init__(self, vllm_config, device, is_pin_memory):
+        super().__init__(vllm_config, device, is_pin_memory)
+        from vllm.tokenizers import cached_tokenizer_from_config
+
+        vocab = cached_tokenizer_from_config(model_config=vllm_config.model_config).get_vocab()
+        self.open_id, self.close_id, self.end_id = vocab[THINK_OPEN], vocab[THINK_CLOSE], vocab["<|im_end|>"]
+
+    def is_argmax_invariant(self) -> bool:
+        return False  # it changes what greedy decoding picks
+
+    def new_req_logits_processor(self, params):
+        def favour(output_ids, logits):
+            at = len(output_ids)
+            banned = [self.end_id] + ([self.open_id, self.close_id] if at else [])
+            if at == 0:
+                logits[self.open_id] = logits.max() + 100.0
+            elif at == THOUGHT_TOKENS + 1:
+                banned.remove(self.close_id)
+                logits[self.close_id] = logits.max() + 100.0
+            for token_id in banned:
+                logits[token_id] = float("-inf")
+            return logits
+
+        return favour
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    from starlette.testclient import TestClient
+
+    from vllama.models.store import ModelStore
+    from vllama.server import build
+
+    folder = build_thinking_tiny(tmp_path_factory.mktemp("thinking-stops") / "tiny-think")
+    store = ModelStore(tmp_path_factory.mktemp("models"))
+    store.create_from_folder(NAME, folder)
+    settings = EngineSettings(overrides={"kv_cache_memory_bytes": 64 << 20, "max_model_len": 1024,
+                                         "logits_processors": [ThinkThenAnswer]})
+    settings.apply_process_env()
+    with TestClient(build(settings, store)) as test_client:  # its exit unloads the engine
+        yield test_client
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def chat(client, stop: list[str], stream: bool) -> tuple[str, str]:
+    body = {"model": NAME, "messages": [{"role": "user", "content": "Think, then answer."}], "think": True,
+            "stream": stream, "options": {"temperature": 0, "num_predict": 32, "stop": stop}}
+    response = client.post("/api/chat", json=body)
+    assert response.status_code == 200, response.text
+    lines = [json.loads(line) for line in response.text.splitlines() if line.strip()]
+    assert not any("error" in line for line in lines), lines
+    messages = [line["message"] for line in lines]
+    return "".join(m.get("thinking", "") for m in messages), "".join(m.get("content", "") for m in messages)
+
+
+def test_stop_strings_do_not_move_the_split(client):
+    """The same greedy tokens with and without stop strings: the same split, streamed or not."""
+    plain = chat(client, [], stream=False)
+    thinking, content = plain
+    assert thinking.strip() and content.strip()
+    for text in plain:
+        assert THINK_OPEN not in text and THINK_CLOSE not in text
+    assert chat(client, STOPS, stream=False) == plain
+    assert chat(client, STOPS, stream=True) == plain
+    [entry] = client.app.state.scheduler.loaded()
+    assert entry.runner.reasoning_parser == "deepseek_r1"  # vLLM's token-id parser, the one that was misled
