@@ -71,9 +71,9 @@ def build(settings: EngineSettings, store: ModelStore | None = None, bind_host: 
             return embedder
         from .engine.parsers import reasoning_parser_name
         from .engine.runner import VllmRunner
-        from .models.info import chat_template
+        from .models.info import chat_template, trained_context
 
-        max_len = model.config.get("max_position_embeddings")
+        max_len = trained_context(model.config)
         # the reasoning parser serving reads replies with (serving/replies.py), for `format` after a thought
         reasoning = reasoning_parser_name(str(model.config.get("model_type", "")), chat_template(model))
         kwargs = settings.engine_kwargs(str(model.path), max_len, model.config, model.files, context=context,
@@ -83,7 +83,9 @@ def build(settings: EngineSettings, store: ModelStore | None = None, bind_host: 
         return runner
 
     def need(model: LocalModel) -> Estimate:
-        return settings.estimate(model.config, model.files, model.config.get("max_position_embeddings"), on_gpu())
+        from .models.info import trained_context
+
+        return settings.estimate(model.config, model.files, trained_context(model.config), on_gpu())
 
     def budget() -> int:
         overhead = parse_bytes(env("OLLAMA_GPU_OVERHEAD") or "0")

@@ -152,6 +152,13 @@ def text_config(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, **inner} if isinstance(inner, dict) else config
 
 
+def trained_context(config: dict[str, Any]) -> int | None:
+    """The language model's own context (`max_position_embeddings`), under text_config in a
+    vision-language config (Idefics3, LLaVA, Gemma3), where the top level has none."""
+    value = text_config(config).get("max_position_embeddings")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def is_embedding(model: LocalModel) -> bool:
     if "modules.json" in _paths(model):  # a sentence-transformers model
         return True

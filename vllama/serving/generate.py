@@ -53,12 +53,14 @@ def engine_key(model: ModelRecord) -> str:
 def wanted_context(req: CommonRequest, model: ModelRecord) -> int:
     """The engine context a request asks for (0: the default): its num_ctx, at most the model's
     trained context, past which Ollama caps it with a warning (llm/server.go)."""
+    from ..models.info import trained_context
+
     try:
         num_ctx = parse_options(req.options, overrides=model.parameters).num_ctx
     except OptionError as err:
         raise BadRequest(str(err)) from None
-    limit = model.config.get("max_position_embeddings")
-    if not num_ctx or not isinstance(limit, int):
+    limit = trained_context(model.config)  # a vision-language model's is under text_config
+    if not num_ctx or limit is None:
         return 0
     if num_ctx > limit:
         log.warning("requested context size too large for model: num_ctx %d, n_ctx_train %d", num_ctx, limit)
