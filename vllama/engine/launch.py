@@ -16,9 +16,10 @@ have run torch kernels, and a child forked from it would hang, so it spawns as v
 
 Warm starts (in the server, the process that allowed fork; `VLLAMA_WARM_START=0` turns them off), measured
 on SmolLM2-135M on 2 cores (bench/cold_start.py):
-- The server's heap is frozen for the garbage collector (`gc.freeze`) while the core is forked: the
+- The server's heap is frozen for the garbage collector (`gc.freeze`) for the instant of the fork: the
   core inherits it frozen, so the full collections vLLM runs while it loads the model (three, and
-  `freeze_gc_heap`) scan only the core's own objects, not the server's torch, transformers and vLLM.
+  `freeze_gc_heap`) scan only the core's own objects, not the server's torch, transformers and vLLM
+  (700k objects, a second per pass here).
 - The modules the core would import itself (the CPU worker, its model runner, the attention backend)
   are imported with vLLM while the server starts, so no forked core imports them again.
 - vLLM's AsyncLLM builds its renderer (a pool of deep copies of the tokenizer, 1-3 s here) in the
@@ -205,15 +206,35 @@ def _renderer_for(config: VllmConfig, renderer: Any) -> Iterator[None]:
 
 @contextmanager
 def _frozen_heap(freeze: bool) -> Iterator[None]:
-    """The server's objects frozen for the garbage collector while the core is forked (see above);
-    thawed again after, so the server's own garbage is collected as before."""
+    """A core forked meanwhile starts with the server's objects frozen for the garbage collector
+    (see above). Frozen for the fork alone (os.register_at_fork), never longer: thawed in the server
+    the moment after, its collector is as it was (a heap left frozen across the start, seconds, would
+    make its next full collection come at once, a pause of a second here, on the first request)."""
+    global _freeze_at_fork, _fork_hooks
     if not freeze:
         yield
         return
-    gc.freeze()
+    if not _fork_hooks:
+        os.register_at_fork(before=_freeze_before_fork, after_in_parent=_thaw_after_fork)
+        _fork_hooks = True
+    _freeze_at_fork = True
     try:
         yield
     finally:
+        _freeze_at_fork = False
+
+
+_freeze_at_fork = False
+_fork_hooks = False
+
+
+def _freeze_before_fork() -> None:
+    if _freeze_at_fork:
+        gc.freeze()
+
+
+def _thaw_after_fork() -> None:
+    if _freeze_at_fork:
         gc.unfreeze()
 
 
