@@ -37,53 +37,6 @@ TEMPLATE = (
 )
 NAME = "thinky"
 
-EngineSettings().apply_process_env()  # before vLLM is imported: it reads these at import
-
-from vllm.v1.sample.logits_processor import AdapterLogitsProcessor  # noqa: E402
-
-
-class ThinkThenFinish(AdapterLogitsProcessor):
-    """Stands in for a thinking model that answers briefly, where the grammar allows it (a token the
-    grammar masked stays masked, so a constrained reply only ever gets a choice among what the grammar
-    allows): `<think>` first, `</think>` after THOUGHT_TOKENS tokens of free thought, then, in the
-    answer, the end of the reply or else a closing `}`, `"` or a `:` (a random model would write one JSON
-    string to the token limit)."""
-
-    def __init__(self, vllm_config, device, is_pin_memory):
-        super().__init__(vllm_config, device, is_pin_memory)
-        from vllm.tokenizers import cached_tokenizer_from_config
-
-        vocab = cached_tokenizer_from_config(model_config=vllm_config.model_config).get_vocab()
-        self.open_id, self.close_id = vocab[THINK_OPEN], vocab[THINK_CLOSE]
-        self.finish_ids = [vocab["<|im_end|>"], vocab["}"], vocab['"'], vocab[":"]]
-
-    def is_argmax_invariant(self) -> bool:
-        return False  # it changes what greedy decoding picks
-
-    def new_req_logits_processor(self, params):
-        def favour(output_ids, logits):
-            at = len(output_ids)
-            thinking = at > 0 and output_ids[0] == self.open_id and self.close_id not in output_ids
-            if at == 0 and self._boost(logits, [self.open_id]):
-                return logits
-            if thinking:
-                if at == THOUGHT_TOKENS + 1:
-                    self._boost(logits, [self.close_id])
-                return logits
-            self._boost(logits, self.finish_ids)
-            return logits
-
-        return favour
-
-    @staticmethod
-    def _boost(logits, ids) -> bool:
-        for token_id in ids:
-            if bool(logits[token_id].isfinite()):
-                logits[token_id] = logits.max() + 100.0
-                return True
-        return False
-
-
 def build_thinking_tiny(dest: Path) -> Path:
     """The tiny Llama with `<think>`/`</think>` tokens and TEMPLATE (built once per session folder)."""
     from tests.fixtures import tiny_model
@@ -108,6 +61,7 @@ def build_thinking_tiny(dest: Path) -> Path:
 def client(tmp_path_factory):
     from starlette.testclient import TestClient
 
+    from tests.engine.thinking_processors import ThinkThenFinish  # imports vLLM: not at collection
     from vllama.models.store import ModelStore
     from vllama.server import build
 

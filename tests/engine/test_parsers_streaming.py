@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from tests.fixtures import tiny_llama_dir
-from vllm.reasoning import ReasoningParserManager
 
 from vllama.engine.base import Chunk
 from vllama.engine.parsers import (MarkerAligner, ReasoningStream, ThinkingSplitter, reasoning_parser_name,
@@ -119,6 +118,8 @@ def test_text_held_at_the_end_of_the_reply_comes_out(tokenizer, name):
 
 def test_the_aligner_gives_each_marker_its_own_text(tokenizer):
     """What deepseek_r1's parser is fed: a marker id only ever with its own text, alone."""
+    from vllm.reasoning import ReasoningParserManager  # imported by the test, not at collection
+
     parser = ReasoningParserManager.get_reasoning_parser("deepseek_r1")(tokenizer)
     aligner = MarkerAligner.for_parser(parser)
     assert aligner is not None
@@ -137,6 +138,8 @@ def test_special_think_tokens_the_engine_does_not_write_are_not_waited_for():
 
     tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir()))
     tok.add_special_tokens({"additional_special_tokens": ["<think>", "</think>"]})
+    from vllm.reasoning import ReasoningParserManager
+
     assert MarkerAligner.for_parser(ReasoningParserManager.get_reasoning_parser("deepseek_r1")(tok)) is None
 
 

@@ -26,45 +26,11 @@ NAME = "thinky-stops"
 # never in this model's output; the longest makes vLLM hold back 23 characters of text
 STOPS = ["<|im_start|>", "never said, never matched"]
 
-EngineSettings().apply_process_env()  # before vLLM is imported: it reads these at import
-
-from vllm.v1.sample.logits_processor import AdapterLogitsProcessor  # noqa: E402
-
-
-class ThinkThenAnswer(AdapterLogitsProcessor):
-    """Stands in for a thinking model: `<think>` first, `</think>` after THOUGHT_TOKENS tokens of free
-    thought, then free text with no markers and no end of turn (it runs to num_predict)."""
-
-    def __init__(self, vllm_config, device, is_pin_memory):
-        super().__init__(vllm_config, device, is_pin_memory)
-        from vllm.tokenizers import cached_tokenizer_from_config
-
-        vocab = cached_tokenizer_from_config(model_config=vllm_config.model_config).get_vocab()
-        self.open_id, self.close_id, self.end_id = vocab[THINK_OPEN], vocab[THINK_CLOSE], vocab["<|im_end|>"]
-
-    def is_argmax_invariant(self) -> bool:
-        return False  # it changes what greedy decoding picks
-
-    def new_req_logits_processor(self, params):
-        def favour(output_ids, logits):
-            at = len(output_ids)
-            banned = [self.end_id] + ([self.open_id, self.close_id] if at else [])
-            if at == 0:
-                logits[self.open_id] = logits.max() + 100.0
-            elif at == THOUGHT_TOKENS + 1:
-                banned.remove(self.close_id)
-                logits[self.close_id] = logits.max() + 100.0
-            for token_id in banned:
-                logits[token_id] = float("-inf")
-            return logits
-
-        return favour
-
-
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     from starlette.testclient import TestClient
 
+    from tests.engine.thinking_processors import ThinkThenAnswer  # imports vLLM: not at collection
     from vllama.models.store import ModelStore
     from vllama.server import build
 
