@@ -105,7 +105,8 @@ def serve(args: argparse.Namespace) -> None:
     from .engine.launch import allow_fork, import_early
 
     allow_fork()  # this process runs no kernels: engine cores are forked from it, not spawned
-    import_early()  # overlaps vLLM's import with the server's start and the first request's arrival
+    if env("VLLAMA_IMPORT_EARLY").lower() not in ("0", "false", "no", "off"):
+        import_early()  # overlaps vLLM's import with the server's start and the first request's arrival
     hp = server_host()
     if not is_loopback(hp.host):
         log.warning("listening on %s: reachable from other machines", hp.host)

@@ -31,7 +31,8 @@ def cli_env(url: str | None, home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("OLLAMA_HOST", "VLLAMA_HOST")}
     if url is not None:
         env["OLLAMA_HOST"] = env["VLLAMA_HOST"] = url
-    env.update({"HOME": str(home), "VLLAMA_NO_AUTOSTART": "1", "COLUMNS": "120", "PYTHONUNBUFFERED": "1"})
+    env.update({"HOME": str(home), "VLLAMA_NO_AUTOSTART": "1", "COLUMNS": "120", "PYTHONUNBUFFERED": "1",
+                "VLLAMA_IMPORT_EARLY": "0"})  # a server the CLI starts itself loads nothing here
     env.update(extra)
     return env
 
