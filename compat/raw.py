@@ -19,7 +19,8 @@ from .golden import RECORDED_MODEL, Golden, Request, Response
 
 CLIENT = "raw"
 JSON = "application/json; charset=utf-8"
-OPENAI_JSON = "application/json"
+OPENAI_JSON = "application/json"  # the native handlers' errors, as recording 22c
+MIDDLEWARE_JSON = JSON  # errors the /v1 middleware answers itself (gin's c.JSON)
 REGISTRY = "registry.ollama.ai"
 
 
@@ -39,10 +40,10 @@ def json_answer(status: int, body: Any, content_type: str = JSON) -> Response:
     return Response(status, {"content-type": content_type}, json.dumps(body).encode())
 
 
-def openai_error(status: int, message: str) -> Response:
+def openai_error(status: int, message: str, content_type: str = "") -> Response:
     kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
     return json_answer(status, {"error": {"message": message, "type": kind, "param": None, "code": None}},
-                       OPENAI_JSON)
+                       content_type or OPENAI_JSON)
 
 
 @dataclass
@@ -228,12 +229,14 @@ class RawSuite:
                 json_answer(400, {"error": "raw mode does not support template, system, or context"})),
             RawCase("show-missing-model", _post("/api/show", {}),
                     json_answer(400, {"error": "model is required"})),
+            # Ollama's EmbedHandler words a missing model as handleScheduleError does (server/routes.go)
             RawCase("embed-unknown-model", _post("/api/embed", {"model": UNKNOWN_MODEL, "input": "hi"}),
-                    json_answer(404, {"error": f"model '{UNKNOWN_MODEL}' not found"})),
+                    json_answer(404, {"error": f'model "{UNKNOWN_MODEL}" not found, try pulling it first'})),
             RawCase("embeddings-unknown-model", _post("/api/embeddings", {"model": UNKNOWN_MODEL, "prompt": "hi"}),
                     json_answer(404, {"error": f'model "{UNKNOWN_MODEL}" not found, try pulling it first'})),
+            # refused by Ollama's /v1 middleware itself (middleware/openai.go: c.JSON), not the native handler
             RawCase("v1-chat-empty-messages", _post("/v1/chat/completions", {"model": RECORDED_MODEL, "messages": []}),
-                    openai_error(400, "[] is too short - 'messages'")),
+                    openai_error(400, "[] is too short - 'messages'", MIDDLEWARE_JSON)),
             # Ollama turns the path into a show request, whose 404 names the model as sent (recording 05c)
             RawCase("v1-models-unknown", Request("GET", f"/v1/models/{UNKNOWN_MODEL}"),
                     openai_error(404, f"model '{UNKNOWN_MODEL}' not found")),
