@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import _env, env_int
-from . import memory
+from . import cpu_defaults, memory
 
 # flag name -> (AsyncEngineArgs field, type)
 COMMON_ARGS: dict[str, tuple[str, type]] = {
@@ -96,12 +96,21 @@ class EngineSettings:
         inproc = None if not layout else layout == "inproc"
         return cls(overrides=overrides, inproc_worker=inproc)
 
+    @staticmethod
+    def preload_cpu_libraries() -> None:
+        """`vllama serve`, first thing: on a CPU machine, start again with tcmalloc and Intel OpenMP
+        preloaded where they exist (engine/cpu_defaults.py; VLLAMA_CPU_PRELOAD=0 turns it off)."""
+        cpu_defaults.reexec_with_preload()
+
     def apply_process_env(self) -> None:
         """Must run before vllm is imported: vLLM reads these at import time."""
         inproc = self.inproc_worker
+        cuda = _has_cuda_device()
         if inproc is None:
-            inproc = not _has_cuda_device()
+            inproc = not cuda
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0" if inproc else "1")
+        if not cuda:
+            cpu_defaults.apply()  # OpenMP threads from the cores (engine/cpu_defaults.py has the measurements)
 
     def context_length(self, model_max_len: int | None, gpu: bool, wanted: int = 0) -> int:
         """The context an engine serves: OLLAMA_CONTEXT_LENGTH (or a default), or a request's larger
