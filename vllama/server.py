@@ -100,6 +100,7 @@ def build(settings: EngineSettings, store: ModelStore | None = None, bind_host: 
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    EngineSettings.preload_cpu_libraries()  # re-execs on a CPU machine (engine/cpu_defaults.py)
     settings = settings_from_args(args)
     settings.apply_process_env()
     from .engine.launch import allow_fork, import_early
