@@ -23,6 +23,7 @@ import os
 import shutil
 import struct
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -62,7 +63,8 @@ def dequantize_gguf(
         raise FileExistsError(f"{out_dir} already exists")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    _sweep_stale_partials(out_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", suffix=".partial", dir=out_dir.parent))
     try:
         _in_child(_write_folder, gguf_path, tmp, dtype)
         _move_into_place(tmp, out_dir, overwrite)
@@ -70,6 +72,32 @@ def dequantize_gguf(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+STALE_PARTIAL_S = 3600  # a partial folder without its writer's pid (older versions) is left this long
+
+
+def _sweep_stale_partials(out_dir: Path) -> None:
+    """Remove what killed imports of `out_dir` left: partial folders whose writing process is gone
+    (its pid is in the name; an import in progress elsewhere keeps its own)."""
+    for partial in out_dir.parent.glob(f".{out_dir.name}.*.partial"):
+        pid = partial.name[len(out_dir.name) + 2:].split(".", 1)[0]
+        try:
+            stale = not _alive(int(pid)) if pid.isdigit() else time.time() - partial.stat().st_mtime > STALE_PARTIAL_S
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _in_child(func: Callable[..., None], *args: Any) -> None:
