@@ -32,8 +32,13 @@ to 5.8 during the run, so the ratios, not the absolute numbers, are what carry.
 The old default's collapse is contention: with any foreign load its OpenMP barriers wait for a
 descheduled thread. In the one round with the machine near quiet (load 1.8) two threads measured
 9.3 / 97.7 / 83.2 tok/s against one thread's 20.9 / 66.0 / 136.8: two threads won only at C=8.
-Preloading measured +4 % / +14 % / +5 % over one thread alone (tcmalloc alone +0 % / -3 % / +10 %:
-within the noise). Not kept:
+On a quiet machine (load 1.0-1.4, the client's own included), one stream of 128 tokens, four servers
+in turn, two rounds: 2 threads 16.0-17.7 tok/s, 2 threads + preload 17.0-18.3, 1 thread 12.7-13.3,
+1 thread + preload (the default) 12.0-12.7. So a dedicated, otherwise idle machine gives up about a
+quarter at one stream for not collapsing 5-10x the moment anything else runs (the client, a
+browser, another tenant); `OMP_NUM_THREADS=<cores>` takes the other side of that trade.
+Preloading measured +4 % / +14 % / +5 % over one thread alone under load, -4 % at one stream
+quiet (tcmalloc alone +0 % / -3 % / +10 %): small, within the noise, kept as vLLM asks. Not kept:
 
 - dtype float16: keeps 5 of 6 bench prompts' 64-token greedy answers, but ran slower than float32
   (0.5 against 0.6 tok/s in one side-by-side request under load 18): no fast fp16 GEMM path here.
