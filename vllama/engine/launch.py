@@ -165,7 +165,7 @@ def launch_async_llm(args: AsyncEngineArgs) -> AsyncLLM:
         fork = cpu and start_method() == "fork"
         if fork:
             _await_early_import()  # a lock an import holds on another thread would stay held in the child
-        with _renderer_for(config, renderer), _frozen_heap(warm and fork):
+        with _renderer_for(config, renderer), _frozen_heap(warm and fork), _sockets_closed_in_child(fork):
             engine = AsyncLLM(vllm_config=config, executor_class=Executor.get_class(config),
                               log_requests=args.enable_log_requests, log_stats=not args.disable_log_stats)
     if given is not None:
@@ -236,6 +236,54 @@ def _freeze_before_fork() -> None:
 def _thaw_after_fork() -> None:
     if _freeze_at_fork:
         gc.unfreeze()
+
+
+@contextmanager
+def _sockets_closed_in_child(fork: bool) -> Iterator[None]:
+    """A core forked meanwhile closes the server's TCP sockets it inherited: the listener and every
+    client connection. A keep-alive connection uvicorn closes would otherwise stay open while the
+    core's copy lives, and a client's next request on it (from its pool) would never be read."""
+    global _close_at_fork, _close_hook
+    if not fork:
+        yield
+        return
+    if not _close_hook:
+        os.register_at_fork(after_in_child=_close_inherited_sockets)
+        _close_hook = True
+    _close_at_fork = True
+    try:
+        yield
+    finally:
+        _close_at_fork = False
+
+
+_close_at_fork = False
+_close_hook = False
+
+
+def _close_inherited_sockets() -> None:
+    global _close_at_fork
+    if not _close_at_fork:
+        return
+    _close_at_fork = False  # the core's own forks (its worker, in vLLM's multiprocess layout) keep theirs
+    import socket
+
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    for fd in fds:
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError:
+            continue  # not a socket (or already closed)
+        inet = sock.family in (socket.AF_INET, socket.AF_INET6)
+        sock.detach()  # the object must not close it; only a TCP one is closed, below
+        if inet:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def engine_stopped(engine: Any) -> None:
