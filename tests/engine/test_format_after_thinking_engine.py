@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,23 +60,32 @@ def build_thinking_tiny(dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
+@contextmanager
+def served_thinking_tiny(tmp_path_factory, name: str, processor: type) -> Iterator[Any]:
+    """The thinking tiny Llama as `name`, served by the app (a TestClient) on the real engine with
+    `processor` (tests/engine/thinking_processors.py) standing in for a thinking model."""
     from starlette.testclient import TestClient
 
-    from tests.engine.thinking_processors import ThinkThenFinish  # imports vLLM: not at collection
     from vllama.models.store import ModelStore
     from vllama.server import build
 
-    folder = build_thinking_tiny(tmp_path_factory.mktemp("thinking") / "tiny-think")
+    folder = build_thinking_tiny(tmp_path_factory.mktemp(name) / "tiny-think")
     store = ModelStore(tmp_path_factory.mktemp("models"))
-    store.create_from_folder(NAME, folder)
+    store.create_from_folder(name, folder)
     settings = EngineSettings(overrides={"kv_cache_memory_bytes": 64 << 20, "max_model_len": 1024,
-                                         "logits_processors": [ThinkThenFinish]})
+                                         "logits_processors": [processor]})
     settings.apply_process_env()
     with TestClient(build(settings, store)) as test_client:  # its exit unloads the engine
         yield test_client
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    from tests.engine.thinking_processors import ThinkThenFinish  # imports vLLM: not at collection
+
+    with served_thinking_tiny(tmp_path_factory, NAME, ThinkThenFinish) as test_client:
+        yield test_client
 
 
 def chat(client, **fields) -> dict:

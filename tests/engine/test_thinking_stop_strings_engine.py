@@ -12,12 +12,10 @@ tokens as they are, so the same request splits the same way with and without the
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
-from tests.engine.test_format_after_thinking_engine import THINK_CLOSE, THINK_OPEN, build_thinking_tiny
-from vllama.engine.args import EngineSettings
+from tests.engine.test_format_after_thinking_engine import THINK_CLOSE, THINK_OPEN, served_thinking_tiny
 
 pytestmark = pytest.mark.engine
 
@@ -28,21 +26,10 @@ STOPS = ["<|im_start|>", "never said, never matched"]
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    from starlette.testclient import TestClient
-
     from tests.engine.thinking_processors import ThinkThenAnswer  # imports vLLM: not at collection
-    from vllama.models.store import ModelStore
-    from vllama.server import build
 
-    folder = build_thinking_tiny(tmp_path_factory.mktemp("thinking-stops") / "tiny-think")
-    store = ModelStore(tmp_path_factory.mktemp("models"))
-    store.create_from_folder(NAME, folder)
-    settings = EngineSettings(overrides={"kv_cache_memory_bytes": 64 << 20, "max_model_len": 1024,
-                                         "logits_processors": [ThinkThenAnswer]})
-    settings.apply_process_env()
-    with TestClient(build(settings, store)) as test_client:  # its exit unloads the engine
+    with served_thinking_tiny(tmp_path_factory, NAME, ThinkThenAnswer) as test_client:
         yield test_client
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def chat(client, stop: list[str], stream: bool) -> tuple[str, str]:
