@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import psutil
 
-from .serve import free_port, stop_process
+from .serve import free_port, stop_process, wait_until_up
 from .workload import HttpTarget, Workload, kinds
 
 DEFAULT_CONTEXT = "4096"
@@ -97,18 +97,8 @@ class OllamaServer:
                                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                 start_new_session=True)
         _live.add(self)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"ollama serve exited with {proc.returncode}; see {self.log_path}")
-            try:
-                if httpx.get(self.url + "/api/version", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"ollama serve did not answer within {timeout_s:.0f} s; see {self.log_path}")
-            time.sleep(0.1)
+        wait_until_up(proc, self.url + "/api/version", timeout_s, self.log_path, what="ollama serve",
+                      method="GET", every=0.1)
         self.start_s = round(time.perf_counter() - started, 3)
 
     def create(self, name: str, gguf: Path, timeout_s: float = 900) -> None:

@@ -40,26 +40,28 @@ def served_vllama(engine_argv: list[str], log_path: Path, timeout: float = 600) 
         try:
             url = f"http://127.0.0.1:{port}"
             started = time.perf_counter()
-            _wait_until_up(proc, url, timeout, log_path)
+            wait_until_up(proc, url + "/", timeout, log_path)
             yield {"url": url, "pid": proc.pid, "command": ["python", *argv], "log": log_path.name,
                    "start_s": round(time.perf_counter() - started, 3)}
         finally:
             stop_process(proc)
 
 
-def _wait_until_up(proc: subprocess.Popen, url: str, timeout: float, log_path: Path) -> None:
+def wait_until_up(proc: subprocess.Popen, probe: str, timeout: float, log_path: Path, *,
+                  what: str = "vllama serve", method: str = "HEAD", every: float = 0.2) -> None:
+    """Until `method probe` answers 200; an error naming the log if the server exits or stays silent."""
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"vllama serve exited with {proc.returncode}; see {log_path}")
+            raise RuntimeError(f"{what} exited with {proc.returncode}; see {log_path}")
         try:
-            if httpx.head(url + "/", timeout=1).status_code == 200:
+            if httpx.request(method, probe, timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:
-            raise TimeoutError(f"vllama serve did not answer within {timeout:.0f} s; see {log_path}")
-        time.sleep(0.2)
+            raise TimeoutError(f"{what} did not answer within {timeout:.0f} s; see {log_path}")
+        time.sleep(every)
 
 
 def stop_process(proc: subprocess.Popen) -> None:
