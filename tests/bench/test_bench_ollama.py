@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from bench.ollama_server import OllamaServer
 from tests.bench.test_ollama_server import STANDIN, runner_pids, wait_gone
@@ -27,13 +26,6 @@ def _bench(*argv, timeout=240):
 def _server_pids(*logs: Path) -> list[int]:
     return [int(p) for log in logs for p in re.findall(r" pid=(\d+)", log.read_text())] + \
         [p for log in logs for p in runner_pids(log)]
-
-
-@pytest.fixture
-def gguf(tmp_path) -> Path:
-    path = tmp_path / "weights.gguf"
-    path.write_bytes(b"GGUF")
-    return path
 
 
 def test_every_workload_against_both_ollama_configurations(tmp_path, gguf):

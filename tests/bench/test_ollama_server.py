@@ -39,13 +39,6 @@ def wait_gone(pids, timeout=10.0) -> list[int]:
     return [p for p in pids if alive(p)]
 
 
-@pytest.fixture
-def gguf(tmp_path) -> Path:
-    path = tmp_path / "weights.gguf"
-    path.write_bytes(b"GGUF")
-    return path
-
-
 def test_the_program_is_a_path_or_a_name_on_path(tmp_path, monkeypatch):
     assert find_ollama(str(STANDIN)) == str(STANDIN.resolve())
     assert find_ollama(str(tmp_path / "missing")) is None
