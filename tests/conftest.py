@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
+
+# Where PYTHONDONTWRITEBYTECODE is set (as on these machines), every worker would rewrite every test
+# module's asserts and every `vllama` subprocess compile vllama's sources again, on every run: both are
+# cached in __pycache__ (git-ignored) instead, as Python does by default.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 import httpx._transports.default as httpx_transport
 import pytest
