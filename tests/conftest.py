@@ -6,16 +6,16 @@ import os
 import sys
 from pathlib import Path
 
+import httpx._transports.default as httpx_transport
+import pytest
+
+from tests.live_server import HTTP, vllama_process
+
 # Where PYTHONDONTWRITEBYTECODE is set (as on these machines), every worker would rewrite every test
 # module's asserts and every `vllama` subprocess compile vllama's sources again, on every run: both are
 # cached in __pycache__ (git-ignored) instead, as Python does by default.
 sys.dont_write_bytecode = False
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-
-import httpx._transports.default as httpx_transport
-import pytest
-
-from tests.live_server import HTTP, vllama_process
 
 # Every test speaks plain HTTP on loopback, yet each httpx client (thousands in a run: one per
 # `httpx.post`, one per SDK client) builds an SSL context and loads the CA bundle, 40-250 ms of CPU
