@@ -78,11 +78,21 @@ def server(models_dir, tmp_path_factory) -> str:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items) -> None:
-    """Under xdist, every engine test runs on one worker (`--dist loadgroup`): the session's live
-    server starts once, and one engine at a time shares the CPU with the other workers' tests."""
+    """Under xdist (`--dist loadgroup`) the engine tests are the long units, spread over both workers:
+    every test on the session's live server in one group (the server starts once), every other engine
+    module in a group of its own (its module fixtures, often an engine, start once). They go first, so
+    the short tests fill in around them and the workers finish together."""
+    long_units = []
     for item in items:
-        if item.get_closest_marker("engine"):
-            item.add_marker(pytest.mark.xdist_group("engine"))
+        if "server" in item.fixturenames:
+            item.add_marker(pytest.mark.xdist_group("server"))
+        elif item.get_closest_marker("engine"):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+        else:
+            continue
+        long_units.append(item)
+    first = set(map(id, long_units))
+    items[:] = long_units + [item for item in items if id(item) not in first]
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
