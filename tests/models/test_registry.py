@@ -21,14 +21,28 @@ CONFIG = {"model_format": "gguf", "model_family": "llama", "model_families": ["l
           "model_type": "76.80K", "file_type": "Q4_K_M"}
 
 
-@pytest.fixture
-def registry(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def _stand_in(tmp_path_factory):
+    """One stand-in for the module: stopping one waits out its server's 0.5 s poll, once per test."""
     stand_in = RegistryStandIn().start()
-    gguf = write_gguf(tmp_path / "tiny.gguf")
+    gguf = write_gguf(tmp_path_factory.mktemp("registry") / "tiny.gguf")
     stand_in.add_model("library/tinyreg:q4", [("model", gguf), ("template", TEMPLATE), ("params", PARAMS)], CONFIG)
-    monkeypatch.setenv(REGISTRY_ENV, stand_in.url)
-    yield stand_in
+    yield stand_in, dict(stand_in.manifests), dict(stand_in.blobs)
     stand_in.stop()
+
+
+@pytest.fixture
+def registry(_stand_in, monkeypatch):
+    """The stand-in as a fresh one is: `library/tinyreg:q4` only, no knobs set, an empty log."""
+    stand_in, manifests, blobs = _stand_in
+    for live, start in ((stand_in.manifests, manifests), (stand_in.blobs, blobs)):
+        live.clear()
+        live.update(start)
+    stand_in.drop_after.clear()
+    stand_in.corrupt.clear()
+    stand_in.requests.clear()
+    monkeypatch.setenv(REGISTRY_ENV, stand_in.url)
+    return stand_in
 
 
 def collect(store, name):
