@@ -7,6 +7,8 @@ takes the dequantising path (store.servable)."""
 from __future__ import annotations
 
 import asyncio
+import copy
+import hashlib
 import json
 from pathlib import Path
 
@@ -30,6 +32,34 @@ HUB_REPO = "acme/SmolLM2-GGUF"
 @pytest.fixture(scope="module")
 def gguf(tmp_path_factory) -> Path:
     return fetch_gguf(tmp_path_factory.mktemp("gguf"))
+
+
+@pytest.fixture(scope="module")
+def gguf_parsed_once():
+    """transformers' GGUF metadata parse (`load_gguf_checkpoint`, gguf's GGUFReader: seconds for the
+    vocabulary) done once per file content in this module: both tests below write a config folder
+    from the same GGUF bytes, and each still runs all of gguf_config's writing on what it returns."""
+    import transformers.configuration_utils
+    import transformers.models.auto.tokenization_auto
+    from transformers import modeling_gguf_pytorch_utils
+
+    original = modeling_gguf_pytorch_utils.load_gguf_checkpoint
+    parsed: dict[str, dict] = {}
+
+    def once(path, return_tensors=False, *args, **kwargs):
+        if return_tensors or args or kwargs:
+            return original(path, return_tensors, *args, **kwargs)
+        key = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        if key not in parsed:
+            parsed[key] = original(path)
+        return copy.deepcopy(parsed[key])
+
+    with pytest.MonkeyPatch.context() as mp:
+        for module in (modeling_gguf_pytorch_utils, transformers.configuration_utils,
+                       transformers.models.auto.tokenization_auto):
+            if getattr(module, "load_gguf_checkpoint", None) is original:
+                mp.setattr(module, "load_gguf_checkpoint", once)
+        yield
 
 
 @pytest.fixture
@@ -64,7 +94,7 @@ def _check_config_folder(folder: Path) -> None:
     assert not list(folder.glob("*.safetensors"))  # the weights stay in the GGUF
 
 
-def test_an_ollama_store_gguf_loads_as_is_on_a_gpu(monkeypatch, store, ollama_root):
+def test_an_ollama_store_gguf_loads_as_is_on_a_gpu(monkeypatch, store, ollama_root, gguf_parsed_once):
     _platform(monkeypatch, gpu=True)
     before = tree_hash(ollama_root)
     model = store.get("ollama-pirate")
@@ -85,7 +115,7 @@ def test_an_ollama_store_gguf_loads_as_is_on_a_gpu(monkeypatch, store, ollama_ro
     assert (folder / "config.json").stat().st_mtime_ns == mtime
 
 
-def test_a_hub_gguf_loads_as_is_on_a_gpu(monkeypatch, tmp_path, gguf):
+def test_a_hub_gguf_loads_as_is_on_a_gpu(monkeypatch, tmp_path, gguf, gguf_parsed_once):
     _platform(monkeypatch, gpu=True)
     hub = HubStandIn().start()
     try:
@@ -125,7 +155,9 @@ def test_a_safetensors_model_is_never_a_gguf(monkeypatch, store, tmp_path):
     assert native_gguf(model, store.root) is None
 
 
-def test_the_users_engine_args_stay_but_the_gguf_decides_the_loading():
+@pytest.mark.parametrize("gpu", [True, False])  # mocked either way: the real platform is vLLM's whole import
+def test_the_users_engine_args_stay_but_the_gguf_decides_the_loading(monkeypatch, gpu):
+    _platform(monkeypatch, gpu=gpu)
     settings = EngineSettings(overrides={"max_num_seqs": 8, "quantization": "awq"})
     base = settings.engine_kwargs("/x", 4096, {}, [], DEVICE)
     kwargs = gguf_engine_kwargs(base, Path("/blobs/sha256-ab"), Path("/cfg/sha256-ab"))
