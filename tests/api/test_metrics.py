@@ -3,8 +3,10 @@ request, queue, memory and engine series move as the test drives them (a fake en
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -37,11 +39,26 @@ def generate(url: str, model: str) -> int:
                      timeout=30).status_code
 
 
+@dataclass
+class HeldRunner(FakeRunner):
+    """A FakeRunner whose answers wait for `release` before their first word goes out: a request
+    stays in flight exactly as long as the test needs, not for a guessed delay."""
+
+    release: threading.Event = field(default_factory=threading.Event)
+
+    async def complete(self, request):
+        async for chunk in super().complete(request):
+            while not self.release.is_set():
+                await asyncio.sleep(0.01)
+            yield chunk
+
+
 def test_series_move_with_requests_loads_memory_and_the_queue():
     runners: dict[str, FakeRunner] = {}
+    release = threading.Event()  # a holds its request until b has queued behind it
 
     def start(model):
-        runners[model.name] = FakeRunner(delay=0.3, cache_bytes=4096)
+        runners[model.name] = HeldRunner(cache_bytes=4096, release=release)
         return runners[model.name]
 
     scheduler = Scheduler(start, max_loaded=1, check_every=0.05, need=lambda m: Estimate(1000, 4096, 10))
@@ -66,6 +83,7 @@ def test_series_move_with_requests_loads_memory_and_the_queue():
         waiter = threading.Thread(target=generate, args=(url, "b"))
         waiter.start()
         wait_for(lambda: scrape(url)[("vllama_queue_waiting", ())] == 1, "b never queued")
+        release.set()
         worker.join(30)
         waiter.join(30)
         after = scrape(url)
