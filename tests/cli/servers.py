@@ -25,15 +25,20 @@ def serve_in_thread(models: Path) -> Iterator[str]:
         yield url
 
 
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
+def copy_store(models: Path, dest: Path) -> Path:
+    """A copy of the store at `models` that a test may change freely: the blobs (read-only, added
+    by rename and never written in place) are hard links, everything else (manifests, the
+    snapshots' relative symlinks) is copied as it is."""
+    blobs = models / "blobs"
+
+    def link_blobs(src: str, dst: str) -> None:
+        if Path(src).parent == blobs:
+            try:
+                os.link(src, dst)
+                return
+            except OSError:
+                pass
         shutil.copy2(src, dst)
 
-
-def copy_store(models: Path, dest: Path) -> Path:
-    """A copy of the store at `models` that a test may change freely: blobs (read-only, replaced and
-    never written in place) are hard links, the snapshots' relative symlinks stay symlinks."""
-    shutil.copytree(models, dest, symlinks=True, copy_function=_link_or_copy)
+    shutil.copytree(models, dest, symlinks=True, copy_function=link_blobs)
     return dest
