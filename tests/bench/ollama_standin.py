@@ -54,6 +54,9 @@ class State:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY, as Go's net/http (Ollama) sets: each NDJSON chunk goes out when written, not
+    # held by Nagle until the client's delayed ACK of the headers (40 ms on Linux) comes back.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args) -> None:
         pass
