@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -199,6 +200,18 @@ def create(argv: list[str]) -> int:
         response.read()
     print("success")
     return 0
+
+
+def launcher(folder: Path) -> Path:
+    """`folder/ollama`, a program that runs this stand-in: a shell script that execs this interpreter
+    on it without `site` (-S; the stand-in needs only the standard library). It starts in tens of
+    milliseconds, as a real `ollama` does, where the `python3` on PATH may be a shim that takes a
+    third of a second for each `serve` and `create`. exec keeps the pid the launcher sees."""
+    path = folder / "ollama"
+    path.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -S {shlex.quote(str(Path(__file__).resolve()))} "
+                    '"$@"\n')
+    path.chmod(0o755)
+    return path
 
 
 def main(argv: list[str]) -> int:

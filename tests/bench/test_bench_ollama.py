@@ -10,12 +10,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
 from bench.ollama_server import OllamaServer
-from tests.bench.test_ollama_server import STANDIN, runner_pids, wait_gone
+from tests.bench.ollama_standin import launcher
+from tests.bench.test_ollama_server import runner_pids, wait_gone
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["--no-progress", "--pause", "0", "--settle", "0", "--num-predict", "4", "--warmup", "1"]
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory) -> str:
+    """The stand-in `ollama` program, started as fast as a real one (ollama_standin.launcher)."""
+    return str(launcher(tmp_path_factory.mktemp("standin")))
 
 
 def _bench(*argv, timeout=240):
@@ -28,8 +36,8 @@ def _server_pids(*logs: Path) -> list[int]:
         [p for log in logs for p in runner_pids(log)]
 
 
-def test_every_workload_against_both_ollama_configurations(tmp_path, gguf):
-    proc = _bench("--ollama", str(STANDIN), "--ollama-gguf", str(gguf), "--model", "m", "--concurrency", "1,2",
+def test_every_workload_against_both_ollama_configurations(tmp_path, gguf, standin):
+    proc = _bench("--ollama", standin, "--ollama-gguf", str(gguf), "--model", "m", "--concurrency", "1,2",
                   "--workloads", "raw,chat,multiturn,long,json", "--levels-for", "long=1", "--long-tokens", "300",
                   "--turns", "3", "--out", str(tmp_path), "--name", "so")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -83,8 +91,8 @@ def test_every_workload_against_both_ollama_configurations(tmp_path, gguf):
     assert wait_gone(pids) == []
 
 
-def test_ctrl_c_stops_every_ollama_and_keeps_what_was_measured(tmp_path, gguf):
-    proc = subprocess.Popen([sys.executable, "-m", "bench", *QUICK, "--ollama", str(STANDIN), "--ollama-gguf",
+def test_ctrl_c_stops_every_ollama_and_keeps_what_was_measured(tmp_path, gguf, standin):
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *QUICK, "--ollama", standin, "--ollama-gguf",
                              str(gguf), "--model", "m", "--concurrency", ",".join(["1", "2"] * 20),
                              "--out", str(tmp_path), "--name", "cut"],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
@@ -103,8 +111,8 @@ def test_ctrl_c_stops_every_ollama_and_keeps_what_was_measured(tmp_path, gguf):
     assert pids and wait_gone(pids) == []
 
 
-def test_without_an_ollama_the_run_goes_on_and_says_so(tmp_path, gguf):
-    other = OllamaServer(str(STANDIN), tmp_path / "other", 1, tmp_path / "other.log")  # plays vllama here
+def test_without_an_ollama_the_run_goes_on_and_says_so(tmp_path, gguf, standin):
+    other = OllamaServer(standin, tmp_path / "other", 1, tmp_path / "other.log")  # plays vllama here
     try:
         other.start()
         other.create("m", gguf)

