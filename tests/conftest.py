@@ -38,7 +38,7 @@ MINILM = "all-minilm"  # all-MiniLM-L6-v2 from PyPI: embeddings only
 
 # Small KV caches keep two engines within a CI machine's memory.
 ENGINE_ENV = {"VLLAMA_KV_CACHE_MEMORY_BYTES": str(256 << 20), "OLLAMA_MAX_LOADED_MODELS": "3",
-              "VLLAMA_IMPORT_EARLY": "1"}  # as `vllama serve` starts for a user
+              "VLLAMA_IMPORT_EARLY": "1", "VLLAMA_CPU_PRELOAD": "1"}  # as `vllama serve` starts for a user
 
 
 @pytest.fixture(scope="session")

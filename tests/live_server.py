@@ -70,9 +70,10 @@ def vllama_server(models_dir: Path, *args: str, env: dict[str, str] | None = Non
                   log_path: Path | None = None, timeout: float = 300) -> Iterator[Served]:
     """As `vllama_process`, with the server's process id (for psutil)."""
     port = free_port()
-    # Most servers here never load a model: vLLM's early import (seconds of CPU) is for those that do.
+    # Most servers here never load a model: vLLM's early import (seconds of CPU) and the re-exec that
+    # preloads tcmalloc and Intel OpenMP for the engine are for those that do (ENGINE_ENV turns them on).
     full_env = {**os.environ, "VLLAMA_HOST": f"127.0.0.1:{port}", "VLLAMA_MODELS": str(models_dir),
-                "HF_HUB_OFFLINE": "1", "VLLAMA_IMPORT_EARLY": "0", **(env or {})}
+                "HF_HUB_OFFLINE": "1", "VLLAMA_IMPORT_EARLY": "0", "VLLAMA_CPU_PRELOAD": "0", **(env or {})}
     full_env.pop("OLLAMA_HOST", None)
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, "-m", "vllama", "serve", *args], env=full_env,
