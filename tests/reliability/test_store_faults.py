@@ -5,6 +5,7 @@ usable (the next pull completes and the model generates)."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import json
@@ -12,6 +13,7 @@ import random
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -30,9 +32,14 @@ REPO = "acme/Tiny-Instruct"
 WEIGHTS = "model.safetensors"
 
 
+PACED = 0.01  # seconds per 16 KB chunk: the weights (512 KB) take about 0.3 s, so cuts and races land mid-download
+
+
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
-    stand_in = HubStandIn(delay=0.01, chunk=16 * 1024).start()  # the weights (512 KB) take about 0.3 s
+    """The Hub stand-in, paced. A test sets `hub.delay = 0` where no cut or race needs the pace:
+    the bytes served and the points where connections drop are the same, only sooner."""
+    stand_in = HubStandIn(delay=PACED, chunk=16 * 1024).start()
     stand_in.add_folder(REPO, write_tiny_model(tmp_path / "remote", rows=2000))
     catalog = tmp_path / "catalog.json"
     catalog.write_text(json.dumps({"models": {"tiny": {"latest": REPO}}}))
@@ -46,9 +53,59 @@ def hub(tmp_path, monkeypatch):
     stand_in.stop()
 
 
-def serve(root: Path):
+class _InFlight:
+    """The app, counting what it still has under way: HTTP requests being answered, and jobs in the
+    server loop's default executor (a pull's downloads, publishing, manifest writes). A pull whose
+    client went away runs on until the server sees the disconnect; its threads, until they finish."""
+
+    def __init__(self, app):
+        self.app = app
+        self.count = 0
+        self.changed = threading.Condition()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":  # first, on the server's loop: before any to_thread
+            asyncio.get_running_loop().set_default_executor(_CountingExecutor(self))
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        self._add(1)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._add(-1)
+
+    def _add(self, n: int) -> None:
+        with self.changed:
+            self.count += n
+            self.changed.notify_all()
+
+    def wait_idle(self, timeout: float) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.count == 0, timeout), "the server is still at work"
+
+
+class _CountingExecutor(ThreadPoolExecutor):
+    def __init__(self, app: _InFlight):
+        super().__init__(thread_name_prefix="store-faults")
+        self.app = app
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.app._add(1)
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            self.app._add(-1)
+            raise
+        future.add_done_callback(lambda _: self.app._add(-1))
+        return future
+
+
+def serve(root: Path, in_flight: list | None = None):
     store = ModelStore(root)
-    return store, app_in_thread(build_app(store, Scheduler(lambda m: FakeRunner(), check_every=0.05), keep_alive=300.0))
+    app = _InFlight(build_app(store, Scheduler(lambda m: FakeRunner(), check_every=0.05), keep_alive=300.0))
+    if in_flight is not None:
+        in_flight.append(app)
+    return store, app_in_thread(app)
 
 
 def assert_consistent(store: ModelStore) -> list[str]:
@@ -76,23 +133,18 @@ def usable(url: str, store: ModelStore, name: str = "tiny") -> None:
     assert r.status_code == 200 and r.json()["done"] is True
 
 
-def _wait_for_pulls_to_stop(store: ModelStore, timeout: float = 15) -> None:
-    """An abandoned pull's worker thread finishes its chunk and stops; wait until partial/ is still."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        now = sorted((p.name, p.stat().st_size) for p in store.partial_dir.glob("*")) \
-            if store.partial_dir.is_dir() else []
-        if now == last:
-            return
-        last = now
-        time.sleep(0.3)
+def _wait_for_pulls_to_stop(app: _InFlight, timeout: float = 15) -> None:
+    """Until the abandoned pull is over: the server has finished with its request (which closes the
+    pull and tells its worker to stop at its next chunk) and with every thread job it started.
+    (Before: until partial/ stayed still for 0.3 s, at least 0.3 s a cut.)"""
+    app.wait_idle(timeout)
 
 
 def test_pulls_cut_at_random_points(tmp_path, hub):
     """The client goes away after a random time, four times; then a pull runs to the end."""
     rng = random.Random(20240607)
-    store, served = serve(tmp_path / "models")
+    in_flight: list[_InFlight] = []
+    store, served = serve(tmp_path / "models", in_flight)
     with served as url:
         for _ in range(4):
             cut = rng.uniform(0.0, 0.5)
@@ -101,14 +153,16 @@ def test_pulls_cut_at_random_points(tmp_path, hub):
                 for _line in r.iter_lines():
                     if time.monotonic() - start > cut:
                         break
-            _wait_for_pulls_to_stop(store)
+            _wait_for_pulls_to_stop(in_flight[0])
             names = assert_consistent(store)
             assert names in ([], ["tiny:latest"])
+        hub.delay = 0  # the cuts are over
         usable(url, store)  # resuming from what the cut pulls left (tests/models/test_pull.py checks the Range)
 
 
 def test_hub_drops_connections_at_random_points(tmp_path, hub):
     rng = random.Random(7)
+    hub.delay = 0  # the drops are at byte offsets, not times
     store, served = serve(tmp_path / "models")
     weights = hub.repos[REPO].files[WEIGHTS]
     key = WEIGHTS
@@ -148,6 +202,7 @@ def _check_full_disk_failure(url: str, store: ModelStore) -> None:
 
 def test_disk_fills_up_during_a_pull(tmp_path, hub):
     """On a 256 KiB tmpfs the 512 KB weights cannot land; more room, and the same pull completes."""
+    hub.delay = 0  # no race here
     disk = tmp_path / "disk"
     if not _mount_tmpfs(disk, "256k"):
         pytest.skip("mounting a tmpfs is not permitted here (test_disk_full_simulated covers the same path)")
@@ -174,6 +229,7 @@ def test_disk_full_simulated(tmp_path, hub, monkeypatch):
         return real_fetch(self, url, dest, have)
 
     monkeypatch.setattr(pull_module.Downloader, "_fetch", full)
+    hub.delay = 0  # no race here
     store, served = serve(tmp_path / "models")
     with served as url:
         _check_full_disk_failure(url, store)
@@ -188,8 +244,10 @@ def test_delete_during_pull_of_the_same_model(tmp_path, hub, when):
     """A new revision is being pulled while the old one is deleted: whoever wins, the store is whole."""
     store, served = serve(tmp_path / "models")
     with served as url:
+        hub.delay = 0
         usable(url, store)  # revision 1 is here
         hub.add_folder(REPO, write_tiny_model(tmp_path / "v2", rows=2200), sha="f" * 40)
+        hub.delay = PACED  # the pull of revision 2 is the one the delete races
         result: dict = {}
 
         def pull() -> None:
@@ -208,5 +266,6 @@ def test_delete_during_pull_of_the_same_model(tmp_path, hub, when):
         assert names in ([], ["tiny:latest"])
         if names:
             assert store.get("tiny").manifest["revision"] == "f" * 40
+        hub.delay = 0  # the race is over
         usable(url, store)
         assert store.get("tiny").manifest["revision"] == "f" * 40
