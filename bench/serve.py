@@ -51,17 +51,18 @@ def wait_until_up(proc: subprocess.Popen, probe: str, timeout: float, log_path: 
                   what: str = "vllama serve", method: str = "HEAD", every: float = 0.2) -> None:
     """Until `method probe` answers 200; an error naming the log if the server exits or stays silent."""
     deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}; see {log_path}")
-        try:
-            if httpx.request(method, probe, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not answer within {timeout:.0f} s; see {log_path}")
-        time.sleep(every)
+    with httpx.Client(timeout=1) as client:  # one client: each new one builds an SSL context (tens of ms)
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what} exited with {proc.returncode}; see {log_path}")
+            try:
+                if client.request(method, probe).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} did not answer within {timeout:.0f} s; see {log_path}")
+            time.sleep(every)
 
 
 def stop_process(proc: subprocess.Popen) -> None:
