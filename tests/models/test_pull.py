@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tests.models.conftest import REPO
+from vllama.models import pull as pull_module
 from vllama.models.pull import NOT_FOUND, PullError, pull
 from vllama.models.store import ModelStore
 
@@ -124,7 +125,11 @@ def test_interrupted_pull_resumes(store, hub):
 
     run(pull_until_partway())
     partial = store.partial_dir / f"sha256-{digest}.partial"
-    time.sleep(0.3)  # the worker thread notices at its next chunk
+    # The worker thread notices at its next chunk, then lets go of the partial file (asyncio.run
+    # already waited for its executor's threads: this only makes sure), instead of sleeping 0.3 s.
+    lock = pull_module._file_lock(partial)
+    assert lock.acquire(timeout=10), "the download thread still holds the partial file"
+    lock.release()
     assert 0 < partial.stat().st_size < len(weights)
     assert store.list() == [] and not store.has_blob("sha256:" + digest)
 
