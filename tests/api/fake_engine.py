@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +34,10 @@ class FakeRunner:
     shutdowns: int = 0
     cache_bytes: int = 0
     on_gpu: bool = False
+    # When set to an Event: every chunk after the first waits until it is set (a cancel still ends
+    # the wait), so a test knows the first chunk left while the rest were not made yet, without
+    # pacing the chunks with `delay`. Never set: the request stays in progress until cancelled.
+    hold: threading.Event | None = None
 
     def unfinished(self) -> int:
         return 0
@@ -69,6 +74,9 @@ class FakeRunner:
                 if self.fail_after is not None and i >= self.fail_after:
                     raise EngineError("model runner failed: boom")
                 await asyncio.sleep(self.delay)
+                if i > 0 and self.hold is not None:
+                    while not self.hold.is_set():
+                        await asyncio.sleep(0.005)
                 last = i == n - 1
                 chunk = Chunk(text=self.words[i], token_ids=[i + 1])
                 if last:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 
 import httpx
@@ -11,7 +12,7 @@ import pytest
 
 from tests.api.fake_engine import FakeRunner, FakeStore, fake_app
 from tests.api.shared_app import shared_app
-from tests.live_server import app_in_thread
+from tests.live_server import abandon_request, app_in_thread
 
 RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 METRICS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count",
@@ -228,31 +229,30 @@ def test_error_after_first_chunk_is_in_band(runner):
         assert httpx.get(base + "/").status_code == 200
 
 
-def _hang_up(base: str, stream: bool) -> None:
+def _hang_up(base: str, runner: FakeRunner, stream: bool) -> None:
     body = {"model": "fake", "prompt": "hi", "stream": stream}
     if stream:  # read the first chunk, then close the connection
         with httpx.Client() as client, client.stream("POST", base + "/api/generate", json=body) as r:
             next(r.iter_lines())
-    else:  # give up before the answer is ready
-        with pytest.raises(httpx.ReadTimeout):
-            httpx.post(base + "/api/generate", json=body, timeout=0.8)
+    else:  # give up before the answer is ready: once the engine has the request
+        abandon_request(base, "POST", "/api/generate", json.dumps(body).encode(), until=lambda: runner.requests)
 
 
 @pytest.mark.parametrize("stream", [True, False])
 def test_disconnect_cancels_engine_request(runner, stream):
-    runner.delay = 0.5
+    runner.hold = threading.Event()  # never set: after its first chunk the request runs until cancelled
     app = fake_app(runner)
     with app_in_thread(app) as base:
-        _hang_up(base, stream)
+        _hang_up(base, runner, stream)
         deadline = time.monotonic() + 5
         while runner.cancelled == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.01)
         assert runner.cancelled == 1 and runner.finished == 0
         assert app.state.scheduler.get_loaded("fake:latest").active == 0
 
 
 def test_queue_limit_answers_503_then_recovers(runner):
-    runner.delay = 0.3
+    runner.hold = threading.Event()  # the admitted requests stay in flight until the others are answered
     app = fake_app(runner)
     app.state.scheduler.max_queue = 2
     with app_in_thread(app) as base:
@@ -261,7 +261,11 @@ def test_queue_limit_answers_503_then_recovers(runner):
         body = {"model": "fake", "prompt": "hi", "stream": False}
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             futures = [pool.submit(httpx.post, base + "/api/generate", json=body, timeout=30) for _ in range(4)]
+            answered = concurrent.futures.as_completed(futures, timeout=30)
+            early = [next(answered), next(answered)]  # the two turned away (held requests cannot finish)
+            runner.hold.set()
             results = [f.result() for f in futures]
+        assert all(f.result().status_code == 503 for f in early)
         statuses = sorted(r.status_code for r in results)
         assert statuses == [200, 200, 503, 503]
         busy = next(r for r in results if r.status_code == 503)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from tests.api.fake_engine import FakeRunner, FakeStore
 from tests.api.shared_app import shared_app
-from tests.live_server import app_in_thread
+from tests.live_server import abandon_request, app_in_thread
 from vllama.api.app import build_app
 from vllama.api.errors import APIError
 from vllama.api.openai import routes as oai_routes
@@ -524,7 +525,7 @@ def test_error_mid_stream_is_an_sse_error_event(runner):
 
 
 def test_chunks_are_flushed_as_they_come(runner):
-    runner.delay = 0.3
+    runner.hold = threading.Event()  # the chunks after the first are made only once it has arrived
     with app_in_thread(make_app(runner)) as base:
         start = time.monotonic()
         with httpx.stream("POST", base + "/v1/chat/completions", json={
@@ -532,25 +533,26 @@ def test_chunks_are_flushed_as_they_come(runner):
             lines = r.iter_lines()
             first = next(lines)
             assert first.startswith("data: ") and time.monotonic() - start < 1.2
+            runner.hold.set()
             rest = [line for line in lines if line]
         assert len(rest) == 6 and rest[-1] == "data: [DONE]"
 
 
 @pytest.mark.parametrize("stream", [True, False])
 def test_disconnect_cancels_engine_request(runner, stream):
-    runner.delay = 0.5
+    runner.hold = threading.Event()  # never set: after its first chunk the request runs until cancelled
     app = make_app(runner)
     body = {"model": "fake", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
     with app_in_thread(app) as base:
         if stream:
             with httpx.Client() as client, client.stream("POST", base + "/v1/chat/completions", json=body) as r:
                 next(r.iter_lines())
-        else:
-            with pytest.raises(httpx.ReadTimeout):
-                httpx.post(base + "/v1/chat/completions", json=body, timeout=0.8)
+        else:  # give up before the answer is ready: once the engine has the request
+            abandon_request(base, "POST", "/v1/chat/completions", json.dumps(body).encode(),
+                            until=lambda: runner.requests)
         deadline = time.monotonic() + 5
         while runner.cancelled == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.01)
         assert runner.cancelled == 1 and runner.finished == 0
         assert app.state.scheduler.get_loaded("fake:latest").active == 0
 

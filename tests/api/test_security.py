@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -13,7 +15,7 @@ import openai
 import pytest
 
 from tests.api.fake_engine import FakeRunner, FakeStore
-from tests.live_server import app_in_thread
+from tests.live_server import abandon_request, app_in_thread
 from vllama.api.app import build_app
 from vllama.api.security import CorsPolicy, allowed_host_name, allowed_origins, is_loopback_bind
 from vllama.engine.scheduler import Scheduler
@@ -227,7 +229,7 @@ def test_api_key_with_clients(keyed):
 
 def test_streams_flow_through_the_middleware(runner, monkeypatch):
     monkeypatch.setenv("VLLAMA_API_KEY", "k")
-    runner.delay = 0.3
+    runner.hold = threading.Event()  # the chunks after the first are made only once it has arrived
     with app_in_thread(make_app(runner, bind_host="127.0.0.1")) as base:
         headers = {"Origin": "http://localhost:3000", "Authorization": "Bearer k"}
         start = time.monotonic()
@@ -236,19 +238,21 @@ def test_streams_flow_through_the_middleware(runner, monkeypatch):
             lines = r.iter_lines()
             next(lines)
             assert time.monotonic() - start < 1.2  # the first chunk arrives before the last is made
+            runner.hold.set()
             assert r.headers["access-control-allow-origin"] == "http://localhost:3000"
             assert len(list(lines)) == 5
 
 
 def test_disconnect_still_cancels_through_the_middleware(runner, monkeypatch):
     monkeypatch.setenv("VLLAMA_API_KEY", "k")
-    runner.delay = 0.5
+    runner.hold = threading.Event()  # never set: after its first chunk the request runs until cancelled
     app = make_app(runner, bind_host="127.0.0.1")
     headers = {"Origin": "http://localhost:3000", "Authorization": "Bearer k"}
     with app_in_thread(app) as base:
-        with pytest.raises(httpx.ReadTimeout):
-            httpx.post(base + "/v1/chat/completions", json=CHAT, headers=headers, timeout=0.8)
+        # give up before the answer is ready: once the engine has the request (it got through the middleware)
+        abandon_request(base, "POST", "/v1/chat/completions", json.dumps(CHAT).encode(), headers=headers,
+                        until=lambda: runner.requests)
         deadline = time.monotonic() + 5
         while runner.cancelled == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.01)
         assert runner.cancelled == 1 and runner.finished == 0
