@@ -69,7 +69,8 @@ def test_two_models_within_the_budget_stay_loaded_together():
 
 
 def test_with_every_loaded_model_streaming_another_waits_and_completes_after_them():
-    engines = Engines(delay=0.2)
+    hold = threading.Event()  # a and b stream their first chunk, then hold until c is waiting
+    engines = Engines(hold=hold)
     scheduler = Scheduler(engines, max_loaded=3, check_every=0.05, budget=150, need=lambda m: NEED)
     app = build_app(FakeStore(["a:latest", "b:latest", "c:latest"]), scheduler, keep_alive=300.0)
     with app_in_thread(app) as url:
@@ -86,8 +87,18 @@ def test_with_every_loaded_model_streaming_another_waits_and_completes_after_the
         for t in streams:
             t.start()
         wait_for(lambda: len(engines.started) == 2 and all(r.requests for _, r in engines.started), "a, b busy")
-        r = generate(url, "c")  # neither a nor b can go while they stream: c waits, then loads
-        finished = time.monotonic()
+        answer: list = []
+
+        def generate_c() -> None:  # neither a nor b can go while they stream: c waits, then loads
+            answer.append(generate(url, "c"))
+            answer.append(time.monotonic())
+
+        c = threading.Thread(target=generate_c)
+        c.start()
+        wait_for(lambda: scheduler.waiting == 1, "c never waited")
+        hold.set()  # the streams go on and end
+        c.join(30)
+        r, finished = answer
         for t in streams:
             t.join(30)
         assert r.status_code == 200, r.text
@@ -98,7 +109,8 @@ def test_with_every_loaded_model_streaming_another_waits_and_completes_after_the
 
 
 def test_past_the_queue_bound_ollamas_503():
-    engines = Engines(delay=0.2)
+    hold = threading.Event()  # a stays in flight (after its first chunk) until the third request is turned away
+    engines = Engines(hold=hold)
     scheduler = Scheduler(engines, max_loaded=1, check_every=0.05, max_queue=2)
     app = build_app(FakeStore(["a:latest", "b:latest"]), scheduler, keep_alive=300.0)
     with app_in_thread(app) as url:
@@ -111,6 +123,7 @@ def test_past_the_queue_bound_ollamas_503():
         wait_for(lambda: scheduler.waiting == 1, "b never queued")
         r = generate(url, "b")  # a third: past OLLAMA_MAX_QUEUE
         assert r.status_code == 503 and r.json() == {"error": BUSY_MESSAGE}
+        hold.set()
         worker.join(30)
         waiter.join(30)
         assert [x.status_code for x in results] == [200, 200]
