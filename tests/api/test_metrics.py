@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.fake_engine import FakeRunner, FakeStore
@@ -17,6 +18,8 @@ from vllama.api.app import build_app
 from vllama.engine.memory import Estimate
 from vllama.engine.scheduler import Scheduler
 from vllama.engine.stats import stats_of, watch
+
+pytestmark = pytest.mark.imports_vllm  # one worker imports vLLM for all of these (tests/conftest.py)
 
 
 def scrape(url: str) -> dict[tuple[str, tuple], float]:

@@ -12,6 +12,8 @@ import pytest
 from vllama.engine.base import Completion, EngineError
 from vllama.engine.runner import MIN_LOGPROB, VllmRunner, _ollama_logprobs
 
+pytestmark = pytest.mark.imports_vllm  # one worker imports vLLM for all of these (tests/conftest.py)
+
 
 @dataclass
 class _Logprob:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from vllama.engine.base import Chunk
 from vllama.engine.parsers import ThinkingSplitter
 from vllama.serving.replies import ReplyShape, ReplyWriter
+
+pytestmark = pytest.mark.imports_vllm  # one worker imports vLLM for all of these (tests/conftest.py)
 
 
 def deltas(shape: ReplyShape, texts: list[str]) -> list:
