@@ -15,9 +15,11 @@ from vllama.engine.scheduler import FOREVER_UNTIL, Scheduler, ServerBusy
 
 
 class Counting:
-    def __init__(self, name, load_seconds=0.0):
+    def __init__(self, name, load_seconds=0.0, until: threading.Event | None = None):
         self.name, self.alive, self.shut = name, True, False
         time.sleep(load_seconds)
+        if until is not None:  # a load that ends when the test says so
+            assert until.wait(30), "the test never let the load finish"
 
     def shutdown(self):
         self.shut = True
@@ -29,6 +31,14 @@ def model(name, digest="d1"):
 
 def run(coro):
     return asyncio.run(coro)
+
+
+async def eventually(predicate, what: str, seconds: float = 10) -> None:
+    """Poll every 10 ms until `predicate()` holds (instead of sleeping a fixed time first)."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.01)
 
 
 def test_one_load_for_concurrent_first_requests():
@@ -59,7 +69,8 @@ def test_keep_alive_expiry_unloads_idle_models():
         await asyncio.sleep(0.2)
         assert s.get_loaded("a") is not None  # in use: never unloaded
         s.release(e)
-        await asyncio.sleep(0.3)
+        # was: sleep 0.3 s, then the same check
+        await eventually(lambda: s.get_loaded("a") is None and runner.shut, "a was never unloaded once idle")
         assert s.get_loaded("a") is None and runner.shut
 
     run(go())
@@ -70,7 +81,7 @@ def test_keep_alive_zero_and_forever():
         s = Scheduler(lambda m: Counting(m.name), check_every=0.02)
         e = await s.acquire("a", model("a"), 0)
         s.release(e)
-        await asyncio.sleep(0.05)
+        await eventually(lambda: s.get_loaded("a") is None, "keep_alive 0 never unloaded a")  # was: sleep 0.05 s
         assert s.get_loaded("a") is None
         e = await s.acquire("b", model("b"), FOREVER)
         s.release(e)
@@ -167,11 +178,11 @@ def test_shutdown_stops_every_engine_even_when_one_fails_to_stop():
 
 
 def test_a_load_whose_caller_went_away_is_stopped_once_it_is_up():
-    loading, started = threading.Event(), []
+    loading, up, started = threading.Event(), threading.Event(), []
 
     def start(m):
         loading.set()
-        started.append(Counting(m.name, load_seconds=0.3))  # the engine comes up in its thread regardless
+        started.append(Counting(m.name, until=up))  # the engine comes up in its thread regardless
         return started[-1]
 
     async def go():
@@ -183,6 +194,7 @@ def test_a_load_whose_caller_went_away_is_stopped_once_it_is_up():
         with pytest.raises(asyncio.CancelledError):
             await waiter
         assert s.in_flight == 0 and s.get_loaded("a") is None
+        up.set()  # the load finishes after its caller went away (it took 0.3 s before)
         await s.shutdown()  # waits for the orphan's stop
         assert [r.shut for r in started] == [True]
 
@@ -192,10 +204,10 @@ def test_a_load_whose_caller_went_away_is_stopped_once_it_is_up():
 def test_load_timeout_bounds_the_wait_for_room_and_the_load():
     from vllama.engine.scheduler import LoadTimeout
 
-    started = []
+    started, slow_up = [], threading.Event()
 
-    def start(m):
-        started.append(Counting(m.name, load_seconds=0.5 if m.name == "slow" else 0.0))
+    def start(m):  # slow: up only once its caller has timed out (it took 0.5 s before, 5x the bound)
+        started.append(Counting(m.name, until=slow_up if m.name == "slow" else None))
         return started[-1]
 
     async def go():
@@ -208,6 +220,7 @@ def test_load_timeout_bounds_the_wait_for_room_and_the_load():
         with pytest.raises(LoadTimeout, match="timed out waiting for slow to load"):
             await s.acquire("slow", model("slow"), 300)
         assert s.in_flight == 0 and s.get_loaded("slow") is None
+        slow_up.set()
         await s.shutdown()  # waits for the slow engine to come up and stops it
         assert [r.shut for r in started] == [True, True]
 
