@@ -12,13 +12,8 @@ The folder appears whole or not at all (written beside it, then renamed into pla
 
 from __future__ import annotations
 
-import copy
 import shutil
-import sys
 import tempfile
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from .gguf import _fix_tokenizer_config
@@ -54,60 +49,12 @@ def _write(gguf: Path, dest: Path) -> None:
     try:
         link = source / "model.gguf"  # transformers reads GGUF only from a name that says so
         link.symlink_to(gguf.resolve())
-        with _metadata_parsed_once():
-            config = AutoConfig.from_pretrained(str(source), gguf_file=link.name, local_files_only=True)
-            vars(config).pop("quantization_config", None)  # vLLM takes the quantization from its own argument
-            config.save_pretrained(dest)
-            GenerationConfig.from_model_config(config).save_pretrained(dest)
-            tokenizer = AutoTokenizer.from_pretrained(str(source), gguf_file=link.name, local_files_only=True)
+        config = AutoConfig.from_pretrained(str(source), gguf_file=link.name, local_files_only=True)
+        vars(config).pop("quantization_config", None)  # vLLM takes the quantization from its own argument
+        config.save_pretrained(dest)
+        GenerationConfig.from_model_config(config).save_pretrained(dest)
+        tokenizer = AutoTokenizer.from_pretrained(str(source), gguf_file=link.name, local_files_only=True)
         tokenizer.save_pretrained(dest)
         _fix_tokenizer_config(dest, tokenizer, config)  # as the dequantised folder has it
     finally:
         shutil.rmtree(source, ignore_errors=True)
-
-
-# transformers modules that call `load_gguf_checkpoint` for a GGUF's config: AutoConfig, and
-# AutoTokenizer (for the model type; transformers 4 also for the vocabulary).
-_GGUF_READERS = (
-    "transformers.configuration_utils",
-    "transformers.models.auto.tokenization_auto",
-    "transformers.tokenization_utils_fast",
-)
-_patching = threading.Lock()
-
-
-@contextmanager
-def _metadata_parsed_once() -> Iterator[None]:
-    """Within: transformers parses a GGUF's metadata once, not once per from_pretrained.
-
-    For the architectures its fast header reader does not cover (llama among them),
-    `load_gguf_checkpoint` reads the metadata with gguf's GGUFReader, which parses the whole
-    vocabulary element by element: seconds, and AutoConfig and AutoTokenizer each do it. Here
-    this thread's second call for the same file gets a copy of the first call's answer, so both
-    see exactly what they saw before; any other call (tensors wanted, another thread) goes through.
-    """
-    from transformers import modeling_gguf_pytorch_utils
-
-    original = modeling_gguf_pytorch_utils.load_gguf_checkpoint
-    owner = threading.get_ident()
-    parsed: dict[str, dict] = {}
-
-    def once(gguf_checkpoint_path, return_tensors=False, *args, **kwargs):
-        if return_tensors or args or kwargs or threading.get_ident() != owner:
-            return original(gguf_checkpoint_path, return_tensors, *args, **kwargs)
-        key = str(gguf_checkpoint_path)
-        if key not in parsed:
-            parsed[key] = original(gguf_checkpoint_path, return_tensors=False)
-        return copy.deepcopy(parsed[key])  # the callers own what they get, as before
-
-    with _patching:
-        modules = [sys.modules.get(name) for name in _GGUF_READERS]
-        patched = [m for m in modules if m is not None and getattr(m, "load_gguf_checkpoint", None) is original]
-        for module in patched:
-            module.load_gguf_checkpoint = once  # type: ignore[attr-defined]
-        try:
-            yield
-        finally:
-            for module in patched:
-                module.load_gguf_checkpoint = original  # type: ignore[attr-defined]
-
