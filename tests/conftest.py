@@ -42,10 +42,12 @@ ENGINE_ENV = {"VLLAMA_KV_CACHE_MEMORY_BYTES": str(256 << 20), "OLLAMA_MAX_LOADED
 
 
 @pytest.fixture(scope="session")
-def tiny_folder(tmp_path_factory) -> Path:
-    from tests.fixtures.tiny_model import build_tiny_llama
+def tiny_folder() -> Path:
+    """The tiny Llama from the test cache (read only: tests copy it into stores): built once, not by
+    every worker of every run (a torch import and a tokenizer training each)."""
+    from tests.fixtures import tiny_llama_dir
 
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+    return tiny_llama_dir()
 
 
 @pytest.fixture(scope="session")
