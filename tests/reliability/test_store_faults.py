@@ -32,13 +32,21 @@ REPO = "acme/Tiny-Instruct"
 WEIGHTS = "model.safetensors"
 
 
-PACED = 0.01  # seconds per 16 KB chunk: the weights (512 KB) take about 0.3 s, so cuts and races land mid-download
+PACED = 0.01  # s per 16 KB chunk: the weights (512 KB) take about 0.3 s, so cuts and races land mid-download
+
+
+def paced(hub: HubStandIn, on: bool) -> None:
+    """On: the stand-in as these tests always had it, for the cuts and races, whose timing it sets.
+    Off, where no cut or race needs it: no pause between chunks, and TCP_NODELAY, so a response's
+    body does not wait ~40 ms for the client's delayed ACK (Nagle's algorithm) after its head. The
+    bytes served and the points where connections drop are the same, only sooner."""
+    hub.delay = PACED if on else 0
+    hub._server.RequestHandlerClass.disable_nagle_algorithm = not on
 
 
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
-    """The Hub stand-in, paced. A test sets `hub.delay = 0` where no cut or race needs the pace:
-    the bytes served and the points where connections drop are the same, only sooner."""
+    """The Hub stand-in, paced (see `paced`)."""
     stand_in = HubStandIn(delay=PACED, chunk=16 * 1024).start()
     stand_in.add_folder(REPO, write_tiny_model(tmp_path / "remote", rows=2000))
     catalog = tmp_path / "catalog.json"
@@ -156,13 +164,13 @@ def test_pulls_cut_at_random_points(tmp_path, hub):
             _wait_for_pulls_to_stop(in_flight[0])
             names = assert_consistent(store)
             assert names in ([], ["tiny:latest"])
-        hub.delay = 0  # the cuts are over
+        paced(hub, False)  # the cuts are over
         usable(url, store)  # resuming from what the cut pulls left (tests/models/test_pull.py checks the Range)
 
 
 def test_hub_drops_connections_at_random_points(tmp_path, hub):
     rng = random.Random(7)
-    hub.delay = 0  # the drops are at byte offsets, not times
+    paced(hub, False)  # the drops are at byte offsets, not times
     store, served = serve(tmp_path / "models")
     weights = hub.repos[REPO].files[WEIGHTS]
     key = WEIGHTS
@@ -202,7 +210,7 @@ def _check_full_disk_failure(url: str, store: ModelStore) -> None:
 
 def test_disk_fills_up_during_a_pull(tmp_path, hub):
     """On a 256 KiB tmpfs the 512 KB weights cannot land; more room, and the same pull completes."""
-    hub.delay = 0  # no race here
+    paced(hub, False)  # no race here
     disk = tmp_path / "disk"
     if not _mount_tmpfs(disk, "256k"):
         pytest.skip("mounting a tmpfs is not permitted here (test_disk_full_simulated covers the same path)")
@@ -229,7 +237,7 @@ def test_disk_full_simulated(tmp_path, hub, monkeypatch):
         return real_fetch(self, url, dest, have)
 
     monkeypatch.setattr(pull_module.Downloader, "_fetch", full)
-    hub.delay = 0  # no race here
+    paced(hub, False)  # no race here
     store, served = serve(tmp_path / "models")
     with served as url:
         _check_full_disk_failure(url, store)
@@ -244,10 +252,10 @@ def test_delete_during_pull_of_the_same_model(tmp_path, hub, when):
     """A new revision is being pulled while the old one is deleted: whoever wins, the store is whole."""
     store, served = serve(tmp_path / "models")
     with served as url:
-        hub.delay = 0
+        paced(hub, False)
         usable(url, store)  # revision 1 is here
         hub.add_folder(REPO, write_tiny_model(tmp_path / "v2", rows=2200), sha="f" * 40)
-        hub.delay = PACED  # the pull of revision 2 is the one the delete races
+        paced(hub, True)  # the pull of revision 2 is the one the delete races
         result: dict = {}
 
         def pull() -> None:
@@ -266,6 +274,6 @@ def test_delete_during_pull_of_the_same_model(tmp_path, hub, when):
         assert names in ([], ["tiny:latest"])
         if names:
             assert store.get("tiny").manifest["revision"] == "f" * 40
-        hub.delay = 0  # the race is over
+        paced(hub, False)  # the race is over
         usable(url, store)
         assert store.get("tiny").manifest["revision"] == "f" * 40
