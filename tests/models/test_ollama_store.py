@@ -26,9 +26,23 @@ def gguf(tmp_path_factory) -> Path:
     return fetch_gguf(tmp_path_factory.mktemp("gguf"))
 
 
+@pytest.fixture(scope="module")
+def _ollama(tmp_path_factory, gguf) -> tuple[Path, str]:
+    """One Ollama folder for the module's tests, which only read it (each checks it is left as it
+    was), and its tree_hash as built: hashing its 98 MB took ~0.13 s a test, and building it again."""
+    root = build_ollama_store(tmp_path_factory.mktemp("ollama-root") / "ollama", gguf)
+    return root, tree_hash(root)
+
+
 @pytest.fixture
-def ollama_root(tmp_path, gguf) -> Path:
-    return build_ollama_store(tmp_path / "ollama", gguf)
+def ollama_root(_ollama) -> Path:
+    return _ollama[0]
+
+
+@pytest.fixture
+def as_built(_ollama) -> str:
+    """tree_hash of the Ollama folder before any test ran: what each test must leave it as."""
+    return _ollama[1]
 
 
 @pytest.fixture
@@ -61,8 +75,8 @@ def test_reader_lists_manifests_and_layers(ollama_root):
     assert (pirate.digest, pirate.size) == _expected(ollama_root, "ollama-pirate", "latest")
 
 
-def test_list_has_ollamas_digests_sizes_and_details(both, ollama_root):
-    before = tree_hash(ollama_root)
+def test_list_has_ollamas_digests_sizes_and_details(both, ollama_root, as_built):
+    before = as_built
     models = {m.name: m for m in both.list()}
     assert sorted(models) == sorted(NAMES)
     for name, model in models.items():
@@ -106,8 +120,8 @@ def test_vllamas_own_name_wins(both, tmp_path, ollama_root):
     assert both.get("ollama-smol:q4").origin == "ollama"
 
 
-def test_rm_never_touches_the_ollama_folder(both, ollama_root):
-    before = tree_hash(ollama_root)
+def test_rm_never_touches_the_ollama_folder(both, ollama_root, as_built):
+    before = as_built
     with pytest.raises(ReadOnlyModel, match="ollama rm ollama-pirate:latest"):
         both.delete("ollama-pirate")
     both.prune([GGUF_DIGEST])
@@ -115,8 +129,8 @@ def test_rm_never_touches_the_ollama_folder(both, ollama_root):
     assert both.exists("ollama-pirate")
 
 
-def test_cp_names_the_same_layers_in_vllamas_store(both, ollama_root):
-    before = tree_hash(ollama_root)
+def test_cp_names_the_same_layers_in_vllamas_store(both, ollama_root, as_built):
+    before = as_built
     copy = both.copy("ollama-pirate", "my-pirate")
     assert copy.origin == "vllama" and copy.digest == both.get("ollama-pirate").digest
     assert copy.gguf == ollama_root / "blobs" / GGUF_DIGEST.replace(":", "-")  # not copied
@@ -191,9 +205,9 @@ def test_generate_on_an_ollama_model(served):
     assert tree_hash(ollama) == before
 
 
-def test_create_from_an_ollama_model_keeps_its_gguf(both, ollama_root):
+def test_create_from_an_ollama_model_keeps_its_gguf(both, ollama_root, as_built):
     """`create` FROM a model in the Ollama store: new settings layers in vllama's store, the GGUF where it is."""
-    before = tree_hash(ollama_root)
+    before = as_built
     base = both.get("ollama-smol:q4")
     settings = {"template": base.template, "system": "Be brief.",
                 "parameters": {**base.parameters, "temperature": 0}}
