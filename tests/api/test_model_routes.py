@@ -83,7 +83,8 @@ def bare_url(tmp_path_factory):
 
 @pytest.fixture
 def client(url):
-    return ollama.Client(host=url)
+    with ollama.Client(host=url) as c:  # closed before the app stops: no keep-alive connection for it to wait on
+        yield c
 
 
 def lines(response: httpx.Response) -> list[dict]:
