@@ -250,7 +250,8 @@ def test_x_api_key_is_accepted(monkeypatch):
 
 @pytest.fixture
 def client(url):
-    return anthropic.Anthropic(base_url=url, api_key="vllama", max_retries=0)
+    with anthropic.Anthropic(base_url=url, api_key="vllama", max_retries=0) as c:  # closed: no keep-alive left
+        yield c
 
 
 def test_sdk_messages_create(client):

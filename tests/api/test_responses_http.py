@@ -229,7 +229,8 @@ def test_no_input_loads_the_model(url, runner):
 
 @pytest.fixture
 def client(url):
-    return openai.OpenAI(base_url=url + "/v1", api_key="vllama", max_retries=0)
+    with openai.OpenAI(base_url=url + "/v1", api_key="vllama", max_retries=0) as c:  # closed: no keep-alive left
+        yield c
 
 
 def test_sdk_responses_create(client):

@@ -49,6 +49,6 @@ def test_push(url):
     assert (r.status_code, r.json()) == (500, {"error": "file does not exist"})
     assert httpx.post(url + "/api/push", json={}).json() == {"error": "model is required"}
     # the Python client raises what the CLI turns into its "not authorized to push" hint
-    with pytest.raises(ollama.ResponseError) as err:
-        ollama.Client(host=url).push("fake")
+    with pytest.raises(ollama.ResponseError) as err, ollama.Client(host=url) as client:  # closed: no keep-alive left
+        client.push("fake")
     assert "unauthorized" in str(err.value)
