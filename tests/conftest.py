@@ -84,15 +84,15 @@ def pytest_collection_modifyitems(config, items) -> None:
     every test on the session's live server in one group (the server starts once), every other engine
     module in a group of its own (its module fixtures, often an engine, start once). They go first, so
     the short tests fill in around them and the workers finish together. The other tests that import
-    vLLM share a group too, so only one worker pays for the import."""
+    vLLM, torch or transformers share a group too, so only one worker pays for those imports."""
     long_units = []
     for item in items:
         if "server" in item.fixturenames:
             item.add_marker(pytest.mark.xdist_group("server"))
         elif item.get_closest_marker("engine"):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-        elif item.get_closest_marker("imports_vllm"):
-            item.add_marker(pytest.mark.xdist_group("imports_vllm"))
+        elif item.get_closest_marker("heavy_imports"):
+            item.add_marker(pytest.mark.xdist_group("heavy_imports"))
         else:
             continue
         long_units.append(item)

@@ -19,7 +19,7 @@ from vllama.engine.memory import Estimate
 from vllama.engine.scheduler import Scheduler
 from vllama.engine.stats import stats_of, watch
 
-pytestmark = pytest.mark.imports_vllm  # one worker imports vLLM for all of these (tests/conftest.py)
+pytestmark = pytest.mark.heavy_imports  # vLLM, torch or transformers: one worker imports them (tests/conftest.py)
 
 
 def scrape(url: str) -> dict[tuple[str, tuple], float]:

@@ -11,7 +11,7 @@ import pytest
 from tests.api.fake_engine import FakeRunner, fake_app
 from tests.live_server import app_in_thread
 
-pytestmark = pytest.mark.imports_vllm  # one worker imports vLLM for all of these (tests/conftest.py)
+pytestmark = pytest.mark.heavy_imports  # vLLM, torch or transformers: one worker imports them (tests/conftest.py)
 
 HERMES_TEMPLATE = "{% if tools %}...<tool_call>...{% endif %}"
 CALL = ["Sure. ", "<tool_", "call>\n", '{"name": "get_weather", ', '"arguments": {"city": "Paris"}}', "\n</tool_call>"]

@@ -18,7 +18,7 @@ from vllama.serving.generate import generate
 from vllama.serving.replies import reply_shape
 from vllama.serving.requests import ChatRequest
 
-pytestmark = pytest.mark.imports_vllm  # one worker imports vLLM for all of these (tests/conftest.py)
+pytestmark = pytest.mark.heavy_imports  # vLLM, torch or transformers: one worker imports them (tests/conftest.py)
 
 THINK_TEMPLATE = "{{ messages }}{% if enable_thinking %}<think>\n{% endif %}"
 COMMON = dict(stream=True, format=None, options={}, keep_alive=300.0, think=None, truncate=True, logprobs=False,

@@ -25,6 +25,8 @@ from vllama.models.gguf_config import CONFIG_DIR
 from vllama.models.pull import pull
 from vllama.models.store import ModelStore
 
+pytestmark = pytest.mark.heavy_imports  # vLLM, torch or transformers: one worker imports them (tests/conftest.py)
+
 DEVICE = DeviceMemory(free=20 << 30, total=24 << 30, gpu=True)
 HUB_REPO = "acme/SmolLM2-GGUF"
 

@@ -71,6 +71,7 @@ def test_budget_is_the_setting_else_free_memory_less_the_overhead():
     assert memory.budget(None, device, 30 << 30) == 0
 
 
+@pytest.mark.heavy_imports  # torch (tests/conftest.py)
 def test_device_memory_reads_cuda_on_a_gpu(monkeypatch):
     import torch
 

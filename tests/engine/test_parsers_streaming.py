@@ -12,7 +12,7 @@ from vllama.engine.parsers import (MarkerAligner, ReasoningStream, ThinkingSplit
                                    tool_parser_name)
 from vllama.serving.replies import ReplyShape, ReplyWriter
 
-pytestmark = pytest.mark.imports_vllm  # one worker imports vLLM for all of these (tests/conftest.py)
+pytestmark = pytest.mark.heavy_imports  # vLLM, torch or transformers: one worker imports them (tests/conftest.py)
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]

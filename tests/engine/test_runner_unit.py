@@ -12,7 +12,7 @@ import pytest
 from vllama.engine.base import Completion, EngineError
 from vllama.engine.runner import MIN_LOGPROB, VllmRunner, _ollama_logprobs
 
-pytestmark = pytest.mark.imports_vllm  # one worker imports vLLM for all of these (tests/conftest.py)
+pytestmark = pytest.mark.heavy_imports  # vLLM, torch or transformers: one worker imports them (tests/conftest.py)
 
 
 @dataclass

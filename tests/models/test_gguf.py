@@ -8,6 +8,8 @@ import pytest
 
 from tests.fixtures import smollm2_dir
 
+pytestmark = pytest.mark.heavy_imports  # vLLM, torch or transformers: one worker imports them (tests/conftest.py)
+
 QUESTION = "What is the capital of France?"
 # The ChatML prompt SmolLM2's own template makes, and its token ids under SmolLM2's tokenizer.
 PROMPT = (

@@ -14,6 +14,8 @@ from vllama.api.ollama import show
 from vllama.models import gguf
 from vllama.models.store import ModelStore
 
+pytestmark = pytest.mark.heavy_imports  # vLLM, torch or transformers: one worker imports them (tests/conftest.py)
+
 GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "reference" / "ollama-golden" / "05-post-api-show.txt"
 
 

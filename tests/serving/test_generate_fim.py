@@ -18,6 +18,8 @@ from vllama.serving.errors import BadRequest
 from vllama.serving.generate import generate
 from vllama.serving.requests import GenerateRequest
 
+pytestmark = pytest.mark.heavy_imports  # vLLM, torch or transformers: one worker imports them (tests/conftest.py)
+
 COMMON = dict(stream=True, format=None, options={}, keep_alive=300.0, think=None, truncate=True, logprobs=False,
               top_logprobs=0)
 

@@ -8,7 +8,7 @@ from vllama.engine.base import Chunk
 from vllama.engine.parsers import ThinkingSplitter
 from vllama.serving.replies import ReplyShape, ReplyWriter
 
-pytestmark = pytest.mark.imports_vllm  # one worker imports vLLM for all of these (tests/conftest.py)
+pytestmark = pytest.mark.heavy_imports  # vLLM, torch or transformers: one worker imports them (tests/conftest.py)
 
 
 def deltas(shape: ReplyShape, texts: list[str]) -> list:
