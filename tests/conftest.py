@@ -9,6 +9,11 @@ from pathlib import Path
 import httpx._transports.default as httpx_transport
 import pytest
 
+from tests.hang_guard import (  # noqa: F401 (hooks)
+    pytest_timeout_cancel_timer,
+    pytest_timeout_set_timer,
+    pytest_xdist_make_scheduler,
+)
 from tests.live_server import HTTP, vllama_process
 
 # Where PYTHONDONTWRITEBYTECODE is set (as on these machines), every worker would rewrite every test
