@@ -45,7 +45,6 @@ class FakeScheduler:
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
     stand_in = HubStandIn().start()
-    stand_in._server.RequestHandlerClass.disable_nagle_algorithm = True  # see tests/models/test_pull.py's hub
     stand_in.add_folder(REPO, write_tiny_model(tmp_path / "remote", extra={"pytorch_model.bin": b"\0" * 64}))
     catalog = tmp_path / "catalog.json"
     catalog.write_text(json.dumps({"models": {"tiny": {"latest": REPO}}}))

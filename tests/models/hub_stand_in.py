@@ -90,6 +90,9 @@ class _QuietServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     hub: HubStandIn
     protocol_version = "HTTP/1.1"
+    # A response's head and body are two writes: with Nagle's algorithm the body waits ~40 ms for the
+    # client's delayed ACK (a real server sets TCP_NODELAY, as Ollama's Go server does).
+    disable_nagle_algorithm = True
 
     def log_message(self, *args) -> None:
         pass

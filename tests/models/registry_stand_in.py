@@ -69,7 +69,7 @@ class RegistryStandIn:
         Handler.registry = registry
         self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()  # stops in 0.05 s
         return self
 
     def stop(self) -> None:
@@ -87,6 +87,9 @@ class _QuietServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     registry: RegistryStandIn
     protocol_version = "HTTP/1.1"
+    # A response's head and body are two writes: with Nagle's algorithm the body waits ~40 ms for the
+    # client's delayed ACK (a real server sets TCP_NODELAY, as Ollama's Go server does).
+    disable_nagle_algorithm = True
 
     def log_message(self, *args) -> None:
         pass

@@ -26,16 +26,6 @@ def run(coro):
     return asyncio.run(coro)
 
 
-# The stand-in's handler writes a response's head and body separately; with Nagle's algorithm on,
-# the body waits for the client's delayed ACK (~40 ms a request on Linux loopback, ~0.15 s of every
-# pull here). TCP_NODELAY on its sockets (StreamRequestHandler's own switch) sends the same bytes
-# at once.
-@pytest.fixture
-def hub(hub):
-    hub._server.RequestHandlerClass.disable_nagle_algorithm = True
-    return hub
-
-
 def check_protocol(events: list[dict]) -> None:
     """Ollama's sequence: manifest, per-file lines, verify, write, (remove), success; fields typed."""
     assert events[0] == {"status": "pulling manifest"}

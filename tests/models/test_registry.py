@@ -25,7 +25,6 @@ CONFIG = {"model_format": "gguf", "model_family": "llama", "model_families": ["l
 def _stand_in(tmp_path_factory):
     """One stand-in for the module: stopping one waits out its server's 0.5 s poll, once per test."""
     stand_in = RegistryStandIn().start()
-    stand_in._server.RequestHandlerClass.disable_nagle_algorithm = True  # see test_pull.py's hub fixture
     gguf = write_gguf(tmp_path_factory.mktemp("registry") / "tiny.gguf")
     stand_in.add_model("library/tinyreg:q4", [("model", gguf), ("template", TEMPLATE), ("params", PARAMS)], CONFIG)
     yield stand_in, dict(stand_in.manifests), dict(stand_in.blobs)
