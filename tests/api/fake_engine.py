@@ -34,10 +34,12 @@ class FakeRunner:
     shutdowns: int = 0
     cache_bytes: int = 0
     on_gpu: bool = False
-    # When set to an Event: every chunk after the first waits until it is set (a cancel still ends
-    # the wait), so a test knows the first chunk left while the rest were not made yet, without
-    # pacing the chunks with `delay`. Never set: the request stays in progress until cancelled.
+    # When set to an Event: every chunk from `hold_from` on (by default, after the first) waits until
+    # it is set (a cancel still ends the wait), so a test knows the first chunk left while the rest
+    # were not made yet, or (hold_from 0) that a request is in flight for exactly as long as it needs,
+    # without pacing the chunks with `delay`. Never set: the request stays in progress until cancelled.
     hold: threading.Event | None = None
+    hold_from: int = 1
 
     def unfinished(self) -> int:
         return 0
@@ -74,7 +76,7 @@ class FakeRunner:
                 if self.fail_after is not None and i >= self.fail_after:
                     raise EngineError("model runner failed: boom")
                 await asyncio.sleep(self.delay)
-                if i > 0 and self.hold is not None:
+                if i >= self.hold_from and self.hold is not None:
                     while not self.hold.is_set():
                         await asyncio.sleep(0.005)
                 last = i == n - 1

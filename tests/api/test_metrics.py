@@ -3,10 +3,8 @@ request, queue, memory and engine series move as the test drives them (a fake en
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import pytest
@@ -42,26 +40,12 @@ def generate(url: str, model: str) -> int:
                      timeout=30).status_code
 
 
-@dataclass
-class HeldRunner(FakeRunner):
-    """A FakeRunner whose answers wait for `release` before their first word goes out: a request
-    stays in flight exactly as long as the test needs, not for a guessed delay."""
-
-    release: threading.Event = field(default_factory=threading.Event)
-
-    async def complete(self, request):
-        async for chunk in super().complete(request):
-            while not self.release.is_set():
-                await asyncio.sleep(0.01)
-            yield chunk
-
-
 def test_series_move_with_requests_loads_memory_and_the_queue():
     runners: dict[str, FakeRunner] = {}
     release = threading.Event()  # a holds its request until b has queued behind it
 
     def start(model):
-        runners[model.name] = HeldRunner(cache_bytes=4096, release=release)
+        runners[model.name] = FakeRunner(cache_bytes=4096, hold=release, hold_from=0)
         return runners[model.name]
 
     scheduler = Scheduler(start, max_loaded=1, check_every=0.05, need=lambda m: Estimate(1000, 4096, 10))

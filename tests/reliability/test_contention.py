@@ -4,10 +4,8 @@ busy waits for one to go idle and then loads (issue #17: wait, don't refuse; it 
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-from dataclasses import dataclass, field
 
 import httpx
 
@@ -15,20 +13,6 @@ from tests.api.fake_engine import FakeRunner, FakeStore
 from tests.live_server import app_in_thread
 from vllama.api.app import build_app
 from vllama.engine.scheduler import Scheduler
-
-
-@dataclass
-class HeldRunner(FakeRunner):
-    """A FakeRunner whose answers wait for `release` before their first word goes out: a request
-    stays in flight exactly as long as the test needs, not for a guessed delay."""
-
-    release: threading.Event = field(default_factory=threading.Event)
-
-    async def complete(self, request):
-        async for chunk in super().complete(request):
-            while not self.release.is_set():
-                await asyncio.sleep(0.01)
-            yield chunk
 
 
 def _release_when_waiting(scheduler: Scheduler, release: threading.Event) -> threading.Thread:
@@ -44,7 +28,7 @@ def _release_when_waiting(scheduler: Scheduler, release: threading.Event) -> thr
 
 
 def test_no_free_model_slot_waits_then_loads():
-    runner = HeldRunner()
+    runner = FakeRunner(hold=threading.Event(), hold_from=0)
     scheduler = Scheduler(lambda m: runner, max_loaded=1, check_every=0.05)
     app = build_app(FakeStore(["a:latest", "b:latest"]), scheduler, keep_alive=300.0)
     with app_in_thread(app) as url:
@@ -57,7 +41,7 @@ def test_no_free_model_slot_waits_then_loads():
             time.sleep(0.01)
         # a is generating (held until b waits) and holds the only slot: b waits for it (issue #17),
         # then answers
-        _release_when_waiting(scheduler, runner.release)
+        _release_when_waiting(scheduler, runner.hold)
         r = httpx.post(url + "/api/generate", json={"model": "b", "prompt": "x", "stream": False}, timeout=30)
         assert r.status_code == 200, r.text
         assert runner.shutdowns == 1  # a was unloaded once idle, to make room for b
