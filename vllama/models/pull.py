@@ -339,7 +339,10 @@ async def _watch(run: asyncio.Future, path: Path,
     try:
         while not run.done():
             await asyncio.wait({run}, timeout=POLL_SECONDS)
-            size = path.stat().st_size if path.exists() else 0
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:  # not begun, or just moved into the blobs as the worker ends
+                size = 0 if last < 0 else last
             if size != last and not run.done():
                 last = size
                 yield report(size)
