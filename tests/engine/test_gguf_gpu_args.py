@@ -10,10 +10,13 @@ import asyncio
 import copy
 import hashlib
 import json
+import os
+import pickle
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures import cache_dir
 from tests.models.hub_stand_in import HubStandIn, Repo
 from tests.models.ollama_fixture import GGUF_DIGEST, build_ollama_store, fetch_gguf, tree_hash
 from vllama.engine import args as engine_args
@@ -39,8 +42,10 @@ def gguf(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def gguf_parsed_once():
     """transformers' GGUF metadata parse (`load_gguf_checkpoint`, gguf's GGUFReader: seconds for the
-    vocabulary) done once per file content in this module: both tests below write a config folder
-    from the same GGUF bytes, and each still runs all of gguf_config's writing on what it returns."""
+    vocabulary) done once per file content, kept in the test cache between runs (keyed by the file and
+    transformers' version): both tests below write a config folder from the same GGUF bytes, and each
+    still runs all of gguf_config's writing on what it returns."""
+    import transformers
     import transformers.configuration_utils
     import transformers.models.auto.tokenization_auto
     from transformers import modeling_gguf_pytorch_utils
@@ -48,13 +53,25 @@ def gguf_parsed_once():
     original = modeling_gguf_pytorch_utils.load_gguf_checkpoint
     parsed: dict[str, dict] = {}
 
+    def parse(path) -> dict:
+        key = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        kept = cache_dir() / "gguf-metadata" / f"{key[:16]}-transformers-{transformers.__version__}.pickle"
+        try:
+            return pickle.loads(kept.read_bytes())
+        except (OSError, EOFError, pickle.UnpicklingError):
+            result = original(path)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            partial = kept.with_name(f"{kept.name}.{os.getpid()}.partial")
+            partial.write_bytes(pickle.dumps(result))
+            partial.replace(kept)
+            return result
+
     def once(path, return_tensors=False, *args, **kwargs):
         if return_tensors or args or kwargs:
             return original(path, return_tensors, *args, **kwargs)
-        key = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        if key not in parsed:
-            parsed[key] = original(path)
-        return copy.deepcopy(parsed[key])
+        if str(path) not in parsed:
+            parsed[str(path)] = parse(path)
+        return copy.deepcopy(parsed[str(path)])
 
     with pytest.MonkeyPatch.context() as mp:
         for module in (modeling_gguf_pytorch_utils, transformers.configuration_utils,
