@@ -338,6 +338,9 @@ def read_header(path: Path) -> GgufHeader:
     return GgufHeader(metadata, tuple(tensors))
 
 
+_U64 = struct.Struct("<Q")
+
+
 def _string(blob, pos: int) -> tuple[str, int]:
     (length,) = struct.unpack_from("<Q", blob, pos)
     start = pos + 8
@@ -357,7 +360,11 @@ def _value(blob, pos: int, kind: int) -> tuple[object, int]:
         pos += 12
         if item in _SCALARS:
             return None, pos + count * struct.calcsize(_SCALARS[item])
-        for _ in range(count):  # strings (or nested arrays): walk them to find the end
+        if item == _STRING:  # a vocabulary (100k strings): step over each by its length, unread
+            for _ in range(count):
+                pos += 8 + _U64.unpack_from(blob, pos)[0]
+            return None, pos
+        for _ in range(count):  # nested arrays: walk them to find the end
             _, pos = _value(blob, pos, item)
         return None, pos
     raise ValueError(f"unknown GGUF metadata type {kind}")
