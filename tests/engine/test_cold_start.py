@@ -211,6 +211,27 @@ def test_the_heap_is_frozen_for_the_fork_alone(vllm_stubs, monkeypatch):
     assert launch.launch_async_llm(FakeArgs()).frozen == before
 
 
+def test_the_cores_own_forks_run_no_fork_hooks():
+    """A forked core starts with the server's hooks off: its own fork (the model worker in vLLM's
+    multiprocess layout) neither thaws the heap the core inherited frozen nor runs the hooks again."""
+    read, write = os.pipe()
+    with launch._frozen_heap(True):
+        pid = os.fork()
+        if pid == 0:  # the core: fork a worker, then report what is frozen here
+            inherited = gc.get_freeze_count()
+            worker = os.fork()
+            if worker == 0:
+                os._exit(0)
+            os.waitpid(worker, 0)
+            os.write(write, f"{inherited} {gc.get_freeze_count()}".encode())
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        inherited, after_its_fork = map(int, pipe.read().split())
+    os.waitpid(pid, 0)
+    assert inherited > 1000 and after_its_fork == inherited
+
+
 def test_a_fork_waits_for_the_early_import(vllm_stubs, monkeypatch):
     """A module the import thread is importing at the fork would stay locked in the child forever."""
     release = threading.Event()

@@ -42,7 +42,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..config import env
@@ -204,68 +204,63 @@ def _renderer_for(config: VllmConfig, renderer: Any) -> Iterator[None]:
         async_llm.renderer_from_config = original
 
 
-@contextmanager
-def _frozen_heap(freeze: bool) -> Iterator[None]:
+class _ForkHooks:
+    """Hooks os.fork() runs while `during` is entered (registered with os.register_at_fork on first
+    use, since hooks cannot be unregistered). A forked child starts with them off, so the core's own
+    forks (its worker, in vLLM's multiprocess layout) run none of them."""
+
+    def __init__(self, *, before: Callable[[], None] | None = None,
+                 after_in_parent: Callable[[], None] | None = None,
+                 after_in_child: Callable[[], None] | None = None):
+        self.before, self.after_in_parent, self.after_in_child = before, after_in_parent, after_in_child
+        self.on = False
+        self.registered = False
+
+    @contextmanager
+    def during(self, on: bool) -> Iterator[None]:
+        if not on:
+            yield
+            return
+        if not self.registered:
+            os.register_at_fork(before=self._before, after_in_parent=self._in_parent, after_in_child=self._in_child)
+            self.registered = True
+        self.on = True
+        try:
+            yield
+        finally:
+            self.on = False
+
+    def _before(self) -> None:
+        if self.on and self.before:
+            self.before()
+
+    def _in_parent(self) -> None:
+        if self.on and self.after_in_parent:
+            self.after_in_parent()
+
+    def _in_child(self) -> None:
+        if self.on:
+            self.on = False
+            if self.after_in_child:
+                self.after_in_child()
+
+
+def _frozen_heap(freeze: bool) -> AbstractContextManager[None]:
     """A core forked meanwhile starts with the server's objects frozen for the garbage collector
-    (see above). Frozen for the fork alone (os.register_at_fork), never longer: thawed in the server
-    the moment after, its collector is as it was (a heap left frozen across the start, seconds, would
-    make its next full collection come at once, a pause of a second here, on the first request)."""
-    global _freeze_at_fork, _fork_hooks
-    if not freeze:
-        yield
-        return
-    if not _fork_hooks:
-        os.register_at_fork(before=_freeze_before_fork, after_in_parent=_thaw_after_fork)
-        _fork_hooks = True
-    _freeze_at_fork = True
-    try:
-        yield
-    finally:
-        _freeze_at_fork = False
+    (see above). Frozen for the fork alone, never longer: thawed in the server the moment after, its
+    collector is as it was (a heap left frozen across the start, seconds, would make its next full
+    collection come at once, a pause of a second here, on the first request)."""
+    return _FREEZE_AT_FORK.during(freeze)
 
 
-_freeze_at_fork = False
-_fork_hooks = False
-
-
-def _freeze_before_fork() -> None:
-    if _freeze_at_fork:
-        gc.freeze()
-
-
-def _thaw_after_fork() -> None:
-    if _freeze_at_fork:
-        gc.unfreeze()
-
-
-@contextmanager
-def _sockets_closed_in_child(fork: bool) -> Iterator[None]:
+def _sockets_closed_in_child(fork: bool) -> AbstractContextManager[None]:
     """A core forked meanwhile closes the server's TCP sockets it inherited: the listener and every
     client connection. A keep-alive connection uvicorn closes would otherwise stay open while the
     core's copy lives, and a client's next request on it (from its pool) would never be read."""
-    global _close_at_fork, _close_hook
-    if not fork:
-        yield
-        return
-    if not _close_hook:
-        os.register_at_fork(after_in_child=_close_inherited_sockets)
-        _close_hook = True
-    _close_at_fork = True
-    try:
-        yield
-    finally:
-        _close_at_fork = False
-
-
-_close_at_fork = False
-_close_hook = False
+    return _CLOSE_AT_FORK.during(fork)
 
 
 def _close_inherited_sockets() -> None:
-    global _close_at_fork
-    if not _close_at_fork:
-        return
-    _close_at_fork = False  # the core's own forks (its worker, in vLLM's multiprocess layout) keep theirs
     import socket
 
     try:
@@ -284,6 +279,10 @@ def _close_inherited_sockets() -> None:
                 os.close(fd)
             except OSError:
                 pass
+
+
+_FREEZE_AT_FORK = _ForkHooks(before=gc.freeze, after_in_parent=gc.unfreeze)
+_CLOSE_AT_FORK = _ForkHooks(after_in_child=_close_inherited_sockets)
 
 
 def engine_stopped(engine: Any) -> None:
