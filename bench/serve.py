@@ -47,21 +47,22 @@ def served_vllama(engine_argv: list[str], log_path: Path, timeout: float = 600) 
             stop_process(proc)
 
 
-def wait_until_up(proc: subprocess.Popen, probe: str, timeout: float, log_path: Path, *,
+def wait_until_up(proc: subprocess.Popen, probe: str, timeout: float, log_path: Path | None, *,
                   what: str = "vllama serve", method: str = "HEAD", every: float = 0.2) -> None:
     """Until `method probe` answers 200; an error naming the log if the server exits or stays silent."""
+    see = f"; see {log_path}" if log_path else ""
     deadline = time.monotonic() + timeout
     with httpx.Client(timeout=1) as client:  # one client: each new one builds an SSL context (tens of ms)
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"{what} exited with {proc.returncode}; see {log_path}")
+                raise RuntimeError(f"{what} exited with {proc.returncode}{see}")
             try:
                 if client.request(method, probe).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{what} did not answer within {timeout:.0f} s; see {log_path}")
+                raise TimeoutError(f"{what} did not answer within {timeout:.0f} s{see}")
             time.sleep(every)
 
 

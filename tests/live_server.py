@@ -17,18 +17,15 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from bench.serve import free_port, wait_until_up
+from tests.waiting import wait_for
+
 
 # One client for the whole run, for absolute URLs on any test server, with httpx's defaults (as
 # `httpx.get` has). A client per call builds an SSL context every time: about 45 % of the CPU of the
 # socket tests, measured on 2 cores. No keep-alive: each request gets a fresh connection, as with
 # `httpx.get`, so a test server that reuses an earlier one's port never meets a stale connection.
 HTTP = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _ThreadServer(uvicorn.Server):
@@ -105,11 +102,7 @@ def abandon_request(url: str, method: str, path: str, body: bytes, until, header
     request = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in head.items()) + "\r\n"
     with socket.create_connection((host, int(port)), timeout=timeout) as conn:
         conn.sendall(request.encode() + body)
-        deadline = time.monotonic() + timeout
-        while not until():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{method} {path}: the condition never held")
-            time.sleep(0.005)
+        wait_for(until, f"{method} {path}: the condition never held", timeout, every=0.005)
 
 
 @dataclass(frozen=True)
@@ -141,18 +134,7 @@ def vllama_server(models_dir: Path, *args: str, env: dict[str, str] | None = Non
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"vllama serve exited with {proc.returncode}; log: {log_path}")
-            try:
-                if httpx.head(url + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("vllama serve did not answer")
-            time.sleep(0.05)
+        wait_until_up(proc, url + "/", timeout, log_path, every=0.05)
         yield Served(url, proc.pid)
     finally:
         proc.terminate()

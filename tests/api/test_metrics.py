@@ -4,7 +4,6 @@ request, queue, memory and engine series move as the test drives them (a fake en
 from __future__ import annotations
 
 import threading
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -12,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.fake_engine import FakeRunner, FakeStore
 from tests.live_server import HTTP, app_in_thread
+from tests.waiting import wait_for
 from vllama.api.app import build_app
 from vllama.engine.memory import Estimate
 from vllama.engine.scheduler import Scheduler
@@ -26,13 +26,6 @@ def scrape(url: str) -> dict[tuple[str, tuple], float]:
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(r.text) for s in family.samples}
-
-
-def wait_for(predicate, what: str, seconds: float = 20):
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
 
 
 def generate(url: str, model: str) -> int:

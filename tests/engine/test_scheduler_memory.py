@@ -9,6 +9,7 @@ import time
 
 from tests.api.fake_engine import FakeRunner, FakeStore
 from tests.live_server import HTTP, app_in_thread
+from tests.waiting import wait_for
 from vllama.api.app import build_app
 from vllama.engine.memory import Estimate
 from vllama.engine.scheduler import BUSY_MESSAGE, Scheduler
@@ -23,13 +24,6 @@ def generate(url: str, model: str, stream: bool = False):
 
 def ps(url: str) -> list[dict]:
     return HTTP.get(url + "/api/ps").json()["models"]
-
-
-def wait_for(predicate, what: str, seconds: float = 20):
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
 
 
 class Engines:
