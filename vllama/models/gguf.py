@@ -258,6 +258,7 @@ def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
 
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY, _F32 = 8, 9, 6
+_U64 = struct.Struct("<Q")  # a string's length
 
 
 @dataclass(frozen=True)
@@ -338,11 +339,8 @@ def read_header(path: Path) -> GgufHeader:
     return GgufHeader(metadata, tuple(tensors))
 
 
-_U64 = struct.Struct("<Q")
-
-
 def _string(blob, pos: int) -> tuple[str, int]:
-    (length,) = struct.unpack_from("<Q", blob, pos)
+    (length,) = _U64.unpack_from(blob, pos)
     start = pos + 8
     return bytes(blob[start:start + length]).decode("utf-8", errors="replace"), start + length
 
