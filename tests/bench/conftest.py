@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench.ollama_standin import launcher
+
 
 @pytest.fixture
 def gguf(tmp_path) -> Path:
@@ -13,3 +15,9 @@ def gguf(tmp_path) -> Path:
     path = tmp_path / "weights.gguf"
     path.write_bytes(b"GGUF")
     return path
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory) -> str:
+    """The stand-in `ollama` program, started as fast as a real one starts (ollama_standin.launcher)."""
+    return str(launcher(tmp_path_factory.mktemp("standin")))

@@ -10,20 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from bench.ollama_server import OllamaServer
-from tests.bench.ollama_standin import launcher
 from tests.bench.test_ollama_server import runner_pids, wait_gone
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["--no-progress", "--pause", "0", "--settle", "0", "--num-predict", "4", "--warmup", "1"]
-
-
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory) -> str:
-    """The stand-in `ollama` program, started as fast as a real one (ollama_standin.launcher)."""
-    return str(launcher(tmp_path_factory.mktemp("standin")))
 
 
 def _bench(*argv, timeout=240):

@@ -15,15 +15,8 @@ import pytest
 from bench import ollama_server
 from bench.ollama_server import OllamaServer, OllamaTarget, find_ollama, gguf_for
 from bench.workload import Workload
-from tests.bench.ollama_standin import launcher
 
 STANDIN = Path(__file__).with_name("ollama_standin.py")
-
-
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory) -> str:
-    """The program the launcher runs: the stand-in, started as fast as a real `ollama` starts."""
-    return str(launcher(tmp_path_factory.mktemp("standin")))
 
 
 def alive(pid: int) -> bool:
