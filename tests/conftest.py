@@ -15,6 +15,7 @@ from tests.hang_guard import (  # noqa: F401 (hooks)
     pytest_xdist_make_scheduler,
 )
 from tests.live_server import HTTP, vllama_process
+from tests.worker_exit import pytest_unconfigure  # noqa: F401 (hook)
 
 # Where PYTHONDONTWRITEBYTECODE is set (as on these machines), every worker would rewrite every test
 # module's asserts and every `vllama` subprocess compile vllama's sources again, on every run: both are
