@@ -90,7 +90,8 @@ def pytest_collection_modifyitems(config, items) -> None:
     every test on the session's live server in one group (the server starts once), every other engine
     module in a group of its own (its module fixtures, often an engine, start once). They go first, so
     the short tests fill in around them and the workers finish together. The other tests that import
-    vLLM, torch or transformers share a group too, so only one worker pays for those imports."""
+    vLLM, torch or transformers share a group too, so only one worker pays for those imports, and so
+    do those that drive the OpenAI or Anthropic SDK (imported in the tests, not at collection)."""
     long_units = []
     for item in items:
         if "server" in item.fixturenames:
@@ -99,6 +100,8 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
         elif item.get_closest_marker("heavy_imports"):
             item.add_marker(pytest.mark.xdist_group("heavy_imports"))
+        elif item.get_closest_marker("sdk"):
+            item.add_marker(pytest.mark.xdist_group("sdk"))
         else:
             continue
         long_units.append(item)

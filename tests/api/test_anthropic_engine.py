@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 
-import anthropic
 import httpx
 import pytest
 
@@ -20,6 +19,8 @@ TOOLS = [{"name": "get_weather", "description": "The weather in a city",
 
 @pytest.fixture(scope="module")
 def client(server):
+    import anthropic
+
     return anthropic.Anthropic(base_url=server, api_key="ollama", max_retries=0, timeout=300)
 
 
@@ -45,6 +46,8 @@ def png() -> str:
 
 
 def test_tool_and_image_requests(client, server):
+    import anthropic
+
     capabilities = httpx.post(server + "/api/show", json={"model": SMOL}).json()["capabilities"]
     ask = {"model": SMOL, "max_tokens": 40, "extra_body": GREEDY,
            "messages": [{"role": "user", "content": "What is the weather in Paris?"}]}

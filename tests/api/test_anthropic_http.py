@@ -7,7 +7,6 @@ import base64
 import json
 from typing import Any
 
-import anthropic
 import httpx
 import pytest
 
@@ -250,10 +249,13 @@ def test_x_api_key_is_accepted(monkeypatch):
 
 @pytest.fixture
 def client(url):
+    import anthropic
+
     with anthropic.Anthropic(base_url=url, api_key="vllama", max_retries=0) as c:  # closed: no keep-alive left
         yield c
 
 
+@pytest.mark.sdk
 def test_sdk_messages_create(client):
     message = client.messages.create(model="fake", max_tokens=16, system="Be brief.",
                                      messages=[{"role": "user", "content": "hi"}])
@@ -262,6 +264,7 @@ def test_sdk_messages_create(client):
     assert message.usage.output_tokens == 5
 
 
+@pytest.mark.sdk
 def test_sdk_stream(client):
     with client.messages.stream(model="fake", max_tokens=16, messages=[{"role": "user", "content": "hi"}]) as stream:
         text = "".join(stream.text_stream)
@@ -269,6 +272,7 @@ def test_sdk_stream(client):
     assert text == "The sky is blue." and final.stop_reason == "end_turn" and final.usage.output_tokens == 5
 
 
+@pytest.mark.sdk
 def test_sdk_tool_use(client, captured):
     captured["events"] = [Delta(tool_calls=[ToolCall("call_1", 0, "get_weather", {"city": "Paris"})]),
                           Done("stop", Metrics(1, 1, 7, 1, 4, 1))]
@@ -285,7 +289,10 @@ def test_sdk_tool_use(client, captured):
     assert final.content[0].input == {"city": "Paris"}
 
 
+@pytest.mark.sdk
 def test_sdk_errors(client):
+    import anthropic
+
     with pytest.raises(anthropic.NotFoundError) as err:
         client.messages.create(model="nothing", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
     assert err.value.status_code == 404 and "not found" in err.value.message

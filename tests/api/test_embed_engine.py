@@ -10,7 +10,6 @@ import time
 
 import httpx
 import ollama
-import openai
 import pytest
 
 from tests.conftest import MINILM
@@ -29,6 +28,8 @@ def client(server):
 
 @pytest.fixture(scope="module")
 def oai(server):
+    import openai
+
     return openai.OpenAI(base_url=server + "/v1", api_key="unused", timeout=300, max_retries=0)
 
 
@@ -161,6 +162,8 @@ def test_openai_base64_bytes(server):
 
 
 def test_openai_errors(oai):
+    import openai
+
     with pytest.raises(openai.NotFoundError) as err:
         oai.embeddings.create(model="no-such-model", input="x")
     assert err.value.body["message"] == 'model "no-such-model" not found, try pulling it first'

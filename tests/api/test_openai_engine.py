@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import httpx
-import openai
 import pytest
 
 from tests.api.test_openai_http import CHAT, golden, newest_framing, shape, sse_frames
@@ -18,6 +17,8 @@ GREEDY = {"temperature": 0, "seed": 1}
 
 @pytest.fixture(scope="module")
 def client(server):
+    import openai
+
     return openai.OpenAI(base_url=server + "/v1", api_key="ollama", max_retries=0, timeout=300)
 
 
@@ -78,6 +79,8 @@ def test_json_schema(client):
 
 
 def test_models(client):
+    import openai
+
     ids = {m.id for m in client.models.list()}
     assert {SMOL, TINY + ":latest"} <= ids
     model = client.models.retrieve(SMOL)
@@ -88,6 +91,8 @@ def test_models(client):
 
 
 def test_unknown_model_is_not_found(client):
+    import openai
+
     with pytest.raises(openai.NotFoundError) as err:
         client.chat.completions.create(model="no-such-model", messages=QUESTION)
     assert err.value.status_code == 404
@@ -127,6 +132,8 @@ def test_logprobs(client):
 
 
 def test_tools_need_a_tools_model(client):
+    import openai
+
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
     with pytest.raises(openai.BadRequestError, match="does not support tools"):
         client.chat.completions.create(model=SMOL, messages=QUESTION, tools=tools)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import openai
 import pytest
 
 from tests.api.fake_engine import FakeRunner, FakeStore
@@ -571,7 +570,10 @@ def test_openai_error_helper():
 
 # -- the PyPI openai client ---------------------------------------------------------------------
 
+@pytest.mark.sdk
 def test_openai_client(url):
+    import openai
+
     client = openai.OpenAI(base_url=url + "/v1", api_key="ollama", max_retries=0)
     r = client.chat.completions.create(model="fake", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
     assert r.choices[0].message.content == "The sky is" and r.choices[0].finish_reason == "length"
@@ -597,7 +599,10 @@ def test_openai_client(url):
         client.chat.completions.create(model="fake", messages=[])
 
 
+@pytest.mark.sdk
 def test_openai_client_raises_on_mid_stream_error(runner):
+    import openai
+
     runner.fail_after = 2
     with app_in_thread(make_app(runner)) as base:
         client = openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0)
@@ -607,7 +612,10 @@ def test_openai_client_raises_on_mid_stream_error(runner):
             list(stream)
 
 
+@pytest.mark.sdk
 def test_async_openai_client(url):
+    import openai
+
     async def main():
         client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0)
         answers = await asyncio.gather(*[

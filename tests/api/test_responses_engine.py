@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import httpx
-import openai
 import pytest
 
 from tests.conftest import SMOL
@@ -17,6 +16,8 @@ WEATHER = {"type": "function", "name": "get_weather", "description": "The weathe
 
 @pytest.fixture(scope="module")
 def client(server):
+    import openai
+
     return openai.OpenAI(base_url=server + "/v1", api_key="ollama", max_retries=0, timeout=300)
 
 
@@ -34,6 +35,8 @@ def test_plain_and_streamed_answers_agree(client):
 
 
 def test_json_schema_and_function_tool(client, server):
+    import openai
+
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
               "additionalProperties": False}
     r = client.responses.create(model=SMOL, input="Name a city in France as JSON.", max_output_tokens=40,

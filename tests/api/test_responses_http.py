@@ -9,7 +9,6 @@ import json
 from typing import Any
 
 import httpx
-import openai
 import pytest
 
 from tests.api.fake_engine import FakeRunner, FakeStore
@@ -229,16 +228,20 @@ def test_no_input_loads_the_model(url, runner):
 
 @pytest.fixture
 def client(url):
+    import openai
+
     with openai.OpenAI(base_url=url + "/v1", api_key="vllama", max_retries=0) as c:  # closed: no keep-alive left
         yield c
 
 
+@pytest.mark.sdk
 def test_sdk_responses_create(client):
     response = client.responses.create(model="fake", input="Why is the sky blue?", instructions="Be brief.")
     assert response.status == "completed" and response.output_text == "The sky is blue."
     assert response.usage.output_tokens == 5
 
 
+@pytest.mark.sdk
 def test_sdk_stream(client):
     stream = client.responses.create(model="fake", input="Why is the sky blue?", stream=True)
     events = list(stream)
@@ -247,6 +250,7 @@ def test_sdk_stream(client):
     assert events[-1].response.output_text == "The sky is blue."
 
 
+@pytest.mark.sdk
 def test_sdk_function_tool(client, captured):
     captured["events"] = [Delta(tool_calls=[ToolCall("call_1", 0, "get_weather", {"city": "Paris"})]),
                           Done("stop", Metrics(1, 1, 7, 1, 4, 1))]
@@ -262,6 +266,7 @@ def test_sdk_function_tool(client, captured):
     assert captured["req"].messages[-1] == {"role": "tool", "content": "sunny", "tool_call_id": "call_1"}
 
 
+@pytest.mark.sdk
 def test_sdk_json_schema(client, captured):
     captured["events"] = [Delta(content='{"a": 1}'), Done("stop", Metrics(1, 1, 7, 1, 4, 1))]
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"],
@@ -272,7 +277,10 @@ def test_sdk_json_schema(client, captured):
     assert json.loads(response.output_text) == {"a": 1} and captured["req"].format == schema
 
 
+@pytest.mark.sdk
 def test_sdk_errors(client):
+    import openai
+
     with pytest.raises(openai.NotFoundError) as err:
         client.responses.create(model="nothing", input="hi")
     assert err.value.status_code == 404

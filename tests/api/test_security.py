@@ -11,7 +11,6 @@ from contextlib import ExitStack
 
 import httpx
 import ollama
-import openai
 import pytest
 
 from tests.api.fake_engine import FakeRunner, FakeStore
@@ -213,7 +212,10 @@ def test_api_key_accepts(keyed):
     assert r.status_code == 401 and r.headers["access-control-allow-origin"] == "http://localhost:3000"
 
 
+@pytest.mark.sdk  # the openai SDK (0.6 s of imports): one worker imports it (tests/conftest.py)
 def test_api_key_with_clients(keyed):
+    import openai
+
     client = ollama.Client(host=keyed, headers={"Authorization": "Bearer s3cret"})
     assert client.chat(model="fake", messages=[{"role": "user", "content": "hi"}]).message.content
     with pytest.raises(ollama.ResponseError) as err:

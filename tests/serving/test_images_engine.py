@@ -17,7 +17,6 @@ import json
 import shutil
 
 import ollama
-import openai
 import pytest
 
 from tests.conftest import ENGINE_ENV, TINY
@@ -69,6 +68,8 @@ def ollama_client(server):
 
 @pytest.fixture(scope="module")
 def openai_client(server):
+    import openai
+
     return openai.OpenAI(base_url=server + "/v1", api_key="ollama", max_retries=0, timeout=300)
 
 
