@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import httpx._transports.default as httpx_transport
+import httpx2._transports.default as httpx2_transport
 import pytest
 
 from tests.hang_guard import (  # noqa: F401 (hooks)
@@ -25,18 +26,22 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 # Every test speaks plain HTTP on loopback, yet each httpx client (thousands in a run: one per
 # `httpx.post`, one per SDK client) builds an SSL context and loads the CA bundle, 40-250 ms of CPU
-# here. The default context is built once per test process instead.
-_build_ssl_context = httpx_transport.create_ssl_context
-_default_ssl_context = _build_ssl_context()
+# here. The default context is built once per test process instead, for httpx and for httpx2 (the
+# openai and anthropic SDKs' fork of it: 1.3 s of a run's CPU before it was shared too).
+def _share_default_ssl_context(transport) -> None:
+    build = transport.create_ssl_context
+    default = build()
+
+    def shared(verify=True, cert=None, trust_env=True):
+        if verify is True and cert is None:
+            return default
+        return build(verify=verify, cert=cert, trust_env=trust_env)
+
+    transport.create_ssl_context = shared
 
 
-def _shared_ssl_context(verify=True, cert=None, trust_env=True):
-    if verify is True and cert is None:
-        return _default_ssl_context
-    return _build_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
-
-
-httpx_transport.create_ssl_context = _shared_ssl_context
+_share_default_ssl_context(httpx_transport)
+_share_default_ssl_context(httpx2_transport)
 
 TINY = "tiny"  # a random 2-layer Llama: fast, meaningless text
 SMOL = "smollm2:135m"  # SmolLM2-135M-Instruct from PyPI: real answers

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -47,6 +48,15 @@ def _error_message(response: httpx.Response) -> str:
     return text or f"{response.status_code} {response.reason_phrase}"
 
 
+def _tls_for(base_url: str) -> ssl.SSLContext | bool:
+    """The CA bundle for an https server. Every request goes to the base URL, so over plain http no
+    TLS is ever made, and httpx's default context (it loads the CA bundle: 40-80 ms, once per
+    command) is not built: a bare one stands in, which would refuse any certificate if it were used."""
+    if httpx.URL(base_url).scheme == "https":
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 class Client:
     """A thin synchronous client: JSON in, JSON or NDJSON out, errors as ResponseError."""
 
@@ -54,7 +64,7 @@ class Client:
         self.base_url = base_url
         # No read timeout: a first request may wait for a model to load, a pull for a download.
         self.http = httpx.Client(base_url=base_url, timeout=httpx.Timeout(None, connect=5.0),
-                                 headers={"User-Agent": "vllama-cli"})
+                                 headers={"User-Agent": "vllama-cli"}, verify=_tls_for(base_url))
 
     def _unreachable(self, err: Exception) -> CLIError:
         return CLIError(f"could not connect to a vllama server at {self.base_url} ({_reason(err)}); "
