@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from vllama.cli.http import tls_for
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -52,7 +54,7 @@ def wait_until_up(proc: subprocess.Popen, probe: str, timeout: float, log_path: 
     """Until `method probe` answers 200; an error naming the log if the server exits or stays silent."""
     see = f"; see {log_path}" if log_path else ""
     deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=1) as client:  # one client: each new one builds an SSL context (tens of ms)
+    with httpx.Client(timeout=1, verify=tls_for(probe)) as client:
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"{what} exited with {proc.returncode}{see}")

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from vllama.cli.http import tls_for
+
 from . import workload_kinds as kinds
 from .client import ProtocolError, StreamClient
 from .stats import inter_token_latency
@@ -167,7 +169,7 @@ class HttpTarget:
         self.pid = pid
         self.timeout = timeout
         self.client = httpx.AsyncClient(
-            base_url=self.url, timeout=httpx.Timeout(timeout, connect=30.0),
+            base_url=self.url, timeout=httpx.Timeout(timeout, connect=30.0), verify=tls_for(self.url),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
         self.lean = StreamClient(self.url) if http_client == "lean" and self.url.startswith("http://") else None

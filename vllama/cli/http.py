@@ -48,8 +48,9 @@ def _error_message(response: httpx.Response) -> str:
     return text or f"{response.status_code} {response.reason_phrase}"
 
 
-def _tls_for(base_url: str) -> ssl.SSLContext | bool:
-    """The CA bundle for an https server. Every request goes to the base URL, so over plain http no
+def tls_for(base_url: str) -> ssl.SSLContext | bool:
+    """httpx's `verify` for a client of one server: the CA bundle for https. Every request goes to
+    the base URL, so over plain http no
     TLS is ever made, and httpx's default context (it loads the CA bundle: 40-80 ms, once per
     command) is not built: a bare one stands in, which would refuse any certificate if it were used."""
     if httpx.URL(base_url).scheme == "https":
@@ -64,7 +65,7 @@ class Client:
         self.base_url = base_url
         # No read timeout: a first request may wait for a model to load, a pull for a download.
         self.http = httpx.Client(base_url=base_url, timeout=httpx.Timeout(None, connect=5.0),
-                                 headers={"User-Agent": "vllama-cli"}, verify=_tls_for(base_url))
+                                 headers={"User-Agent": "vllama-cli"}, verify=tls_for(base_url))
 
     def _unreachable(self, err: Exception) -> CLIError:
         return CLIError(f"could not connect to a vllama server at {self.base_url} ({_reason(err)}); "
