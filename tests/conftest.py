@@ -96,7 +96,8 @@ def pytest_collection_modifyitems(config, items) -> None:
     module in a group of its own (its module fixtures, often an engine, start once). They go first, so
     the short tests fill in around them and the workers finish together. The other tests that import
     vLLM, torch or transformers share a group too, so only one worker pays for those imports, and so
-    do those that drive the OpenAI or Anthropic SDK (imported in the tests, not at collection)."""
+    do those that drive the OpenAI, Anthropic or Ollama Python client (imported in the tests, not at
+    collection)."""
     long_units = []
     for item in items:
         if "server" in item.fixturenames:

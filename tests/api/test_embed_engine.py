@@ -9,7 +9,6 @@ import struct
 import time
 
 import httpx
-import ollama
 import pytest
 
 from tests.conftest import MINILM
@@ -23,6 +22,8 @@ UNRELATED = "The stock market fell sharply on Monday."
 
 @pytest.fixture(scope="module")
 def client(server):
+    import ollama
+
     return ollama.Client(host=server, timeout=300)
 
 
@@ -120,6 +121,8 @@ def test_dimensions_cut_then_renormalise(client):
 
 
 def test_truncation(client):
+    import ollama
+
     long = " ".join(["word"] * 600)
     r = client.embed(model=MINILM, input=[long, "short"])
     assert r.prompt_eval_count == CONTEXT + 3
@@ -131,6 +134,8 @@ def test_truncation(client):
 
 
 def test_errors_through_the_ollama_client(client):
+    import ollama
+
     with pytest.raises(ollama.ResponseError) as err:
         client.embed(model="no-such-model", input="x")
     assert (err.value.status_code, err.value.error) == (404, 'model "no-such-model" not found, try pulling it first')

@@ -8,7 +8,6 @@ import threading
 import time
 
 import httpx
-import ollama
 import pytest
 
 from tests.conftest import SMOL, TINY
@@ -21,6 +20,8 @@ METRICS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_
 
 @pytest.fixture(scope="module")
 def client(server):
+    import ollama
+
     return ollama.Client(host=server, timeout=300)
 
 
@@ -67,6 +68,8 @@ def test_chat_system_and_history(client):
 
 
 def test_chat_async_stream(server):
+    import ollama
+
     async def run():
         client = ollama.AsyncClient(host=server, timeout=300)
         parts = []
@@ -117,6 +120,8 @@ def test_format_json_and_schema(client):
 
 
 def test_errors_on_the_real_server(server, client):
+    import ollama
+
     with pytest.raises(ollama.ResponseError) as err:
         client.generate(model="no-such-model", prompt="hi")
     assert err.value.status_code == 404 and err.value.error == "model 'no-such-model' not found"

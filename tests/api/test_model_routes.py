@@ -7,7 +7,6 @@ import json
 import re
 
 import httpx
-import ollama
 import pytest
 
 from tests.live_server import app_in_thread
@@ -82,6 +81,8 @@ def bare_url(tmp_path_factory):
 
 @pytest.fixture
 def client(url):
+    import ollama
+
     with ollama.Client(host=url) as c:  # closed before the app stops: no keep-alive connection for it to wait on
         yield c
 
@@ -134,7 +135,10 @@ def test_pull_empty_body(url):
     assert (r.status_code, r.json()) == (400, {"error": "missing request body"})
 
 
+@pytest.mark.sdk
 def test_ollama_client_pull_list_show_copy_delete(client, scheduler):
+    import ollama
+
     assert client.list().models == []
     assert client.pull("tiny").status == "success"
     statuses = [p.status for p in client.pull("tiny", stream=True)]
@@ -256,6 +260,7 @@ def test_blobs(url, store):
     assert list(store.partial_dir.iterdir()) == []
 
 
+@pytest.mark.sdk
 def test_create_from_uploaded_files_with_the_ollama_client(client, store, tmp_path):
     folder = write_tiny_model(tmp_path / "t")
     files = {p.name: client.create_blob(p) for p in sorted(folder.iterdir())}
@@ -267,6 +272,7 @@ def test_create_from_uploaded_files_with_the_ollama_client(client, store, tmp_pa
     assert shown.details.family == "llama" and shown.modelinfo["llama.block_count"] == 2
 
 
+@pytest.mark.sdk
 def test_create_from_model_with_settings(client, url, store, tmp_path):
     store.create_from_folder("base", write_tiny_model(tmp_path / "t"))
     assert client.create("derived", from_="base", system="Be brief.", parameters={"temperature": 0.1},

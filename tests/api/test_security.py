@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 
 import httpx
-import ollama
 import pytest
 
 from tests.api.fake_engine import FakeRunner, FakeStore
@@ -212,8 +211,9 @@ def test_api_key_accepts(keyed):
     assert r.status_code == 401 and r.headers["access-control-allow-origin"] == "http://localhost:3000"
 
 
-@pytest.mark.sdk  # the openai SDK (0.6 s of imports): one worker imports it (tests/conftest.py)
+@pytest.mark.sdk
 def test_api_key_with_clients(keyed):
+    import ollama
     import openai
 
     client = ollama.Client(host=keyed, headers={"Authorization": "Bearer s3cret"})

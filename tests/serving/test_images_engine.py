@@ -16,7 +16,6 @@ import io
 import json
 import shutil
 
-import ollama
 import pytest
 
 from tests.conftest import ENGINE_ENV, TINY
@@ -63,6 +62,8 @@ def server(tmp_path_factory, tiny_folder) -> str:
 
 @pytest.fixture(scope="module")
 def ollama_client(server):
+    import ollama
+
     return ollama.Client(host=server, timeout=300)
 
 
@@ -162,6 +163,8 @@ def test_the_pixels_reach_the_model(ollama_client):
 
 
 def test_an_image_that_is_not_one_is_the_clients_error(ollama_client):
+    import ollama
+
     with pytest.raises(ollama.ResponseError) as err:
         ollama_client.generate(model=VLM, prompt=QUESTION, images=[b"not an image"], options=ONE_TOKEN)
     assert err.value.status_code == 400

@@ -4,7 +4,6 @@ CLI and clients read, not a bare 404."""
 from __future__ import annotations
 
 import httpx
-import ollama
 import pytest
 
 from tests.api.fake_engine import FakeRunner, FakeStore
@@ -41,7 +40,10 @@ def test_web_tools(url, path):
     assert (r.status_code, r.json()) == (400, {"error": "missing request body"})
 
 
+@pytest.mark.sdk
 def test_push(url):
+    import ollama
+
     r = httpx.post(url + "/api/push", json={"model": "fake"})
     assert r.status_code == 200 and r.headers["content-type"] == "application/x-ndjson"
     assert [line for line in r.text.splitlines()] == ['{"status":"retrieving manifest"}', '{"error":"unauthorized"}']

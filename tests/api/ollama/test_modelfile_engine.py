@@ -5,7 +5,6 @@ client, and a larger num_ctx reloading the engine."""
 from __future__ import annotations
 
 import httpx
-import ollama
 import pytest
 
 from tests.conftest import SMOL
@@ -19,6 +18,8 @@ QUESTION = {"prompt": "Who are you?", "stream": False, "options": {"num_predict"
 
 @pytest.fixture(scope="module")
 def client(server):
+    import ollama
+
     client = ollama.Client(host=server, timeout=600)
     client.create(model=PIRATE, from_=SMOL, system="You are a pirate.", parameters={"temperature": 0})
     client.create(model=HISTORY, from_=PIRATE, messages=[{"role": "user", "content": "My name is Ann."},
