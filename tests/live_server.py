@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,8 +39,13 @@ class _ThreadServer(uvicorn.Server):
     def install_signal_handlers(self) -> None:  # not the main thread
         pass
 
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.serving = threading.Event()  # set once it listens: app_in_thread waits on it, not in a poll
+
     async def main_loop(self) -> None:  # uvicorn's, with a wait that stop() can cut short
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        self.serving.set()  # startup is done: the socket listens
         counter = 0
         should_exit = await self.on_tick(counter)
         while not should_exit:
@@ -82,8 +86,9 @@ def app_in_thread(app) -> Iterator[str]:
     server = _ThreadServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    while not server.started:
-        time.sleep(0.01)
+    while not server.serving.wait(0.5):
+        if not thread.is_alive():
+            raise RuntimeError(f"the test server on port {port} did not start (its log says why)")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
