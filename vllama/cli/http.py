@@ -50,9 +50,9 @@ def _error_message(response: httpx.Response) -> str:
 
 def tls_for(base_url: str) -> ssl.SSLContext | bool:
     """httpx's `verify` for a client of one server: the CA bundle for https. Every request goes to
-    the base URL, so over plain http no
-    TLS is ever made, and httpx's default context (it loads the CA bundle: 40-80 ms, once per
-    command) is not built: a bare one stands in, which would refuse any certificate if it were used."""
+    the base URL, so over plain http no TLS is ever made, and httpx's default context (it loads the
+    CA bundle: 40-80 ms, once per command) is not built: a bare one stands in, which would refuse
+    any certificate if it were used."""
     if httpx.URL(base_url).scheme == "https":
         return True
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
