@@ -30,11 +30,13 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 # openai and anthropic SDKs' fork of it: 1.3 s of a run's CPU before it was shared too).
 def _share_default_ssl_context(transport) -> None:
     build = transport.create_ssl_context
-    default = build()
+    default: list = []  # built on first use: a worker that runs no SDK test never needs httpx2's
 
     def shared(verify=True, cert=None, trust_env=True):
         if verify is True and cert is None:
-            return default
+            if not default:
+                default.append(build())
+            return default[0]
         return build(verify=verify, cert=cert, trust_env=trust_env)
 
     transport.create_ssl_context = shared
