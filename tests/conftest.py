@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -30,13 +31,11 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 # openai and anthropic SDKs' fork of it: 1.3 s of a run's CPU before it was shared too).
 def _share_default_ssl_context(transport) -> None:
     build = transport.create_ssl_context
-    default: list = []  # built on first use: a worker that runs no SDK test never needs httpx2's
+    default = functools.cache(build)  # built on first use: a worker that runs no SDK test never needs httpx2's
 
     def shared(verify=True, cert=None, trust_env=True):
         if verify is True and cert is None:
-            if not default:
-                default.append(build())
-            return default[0]
+            return default()
         return build(verify=verify, cert=cert, trust_env=trust_env)
 
     transport.create_ssl_context = shared
