@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from bench.ollama_server import OllamaServer
 from tests.bench.test_ollama_server import runner_pids, wait_gone
 

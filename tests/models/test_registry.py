@@ -23,7 +23,7 @@ CONFIG = {"model_format": "gguf", "model_family": "llama", "model_families": ["l
 
 @pytest.fixture(scope="module")
 def _stand_in(tmp_path_factory):
-    """One stand-in for the module: stopping one waits out its server's 0.5 s poll, once per test."""
+    """One stand-in and one GGUF for the module; `registry` puts its state back for each test."""
     stand_in = RegistryStandIn().start()
     gguf = write_gguf(tmp_path_factory.mktemp("registry") / "tiny.gguf")
     stand_in.add_model("library/tinyreg:q4", [("model", gguf), ("template", TEMPLATE), ("params", PARAMS)], CONFIG)

@@ -11,6 +11,7 @@ import httpx
 
 from tests.api.fake_engine import FakeRunner, FakeStore
 from tests.live_server import app_in_thread
+from tests.waiting import wait_for
 from vllama.api.app import build_app
 from vllama.engine.scheduler import Scheduler
 
@@ -36,9 +37,7 @@ def test_no_free_model_slot_waits_then_loads():
         worker = threading.Thread(target=lambda: busy.setdefault("a", httpx.post(
             url + "/api/generate", json={"model": "a", "prompt": "x", "stream": False}, timeout=30)))
         worker.start()
-        deadline = time.monotonic() + 10
-        while not runner.requests and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: runner.requests, "a never reached the engine", 10, every=0.01)
         # a is generating (held until b waits) and holds the only slot: b waits for it (issue #17),
         # then answers
         _release_when_waiting(scheduler, runner.hold)
